@@ -307,7 +307,10 @@ class Factorized(Distribution):
     ``_quad_points(M, **theta)``     sorted interior points splitting the support for quadrature
                                       (mode, mean +- a few standard deviations, kinks of the density)
 
-    and optionally ``_cdf(z, **theta)`` (float64, for goodness-of-fit tests).
+    and optionally ``_cdf(z, **theta)`` (float64, for goodness-of-fit tests) and
+    ``_endpoint_powers(M, **theta) -> (p_low, p_high)``: the density behaves like ``(z - low)^(p_low - 1)``
+    near a finite lower end of the support (``None``: regular), likewise at the upper end; the
+    oracle's quadrature integrates in ``u = (z - low)^p`` there when ``p < 1``.
     """
 
     support: ClassVar[tuple[float, float]] = (-math.inf, math.inf)

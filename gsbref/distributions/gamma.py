@@ -79,6 +79,16 @@ class Gamma(Factorized):
         return pts
 
     @staticmethod
+    def _endpoint_powers(M, shape, scale):
+        """The density behaves like ``z^(shape - 1)`` at 0 (used by the oracle's quadrature)."""
+        return (shape, None)
+
+    @staticmethod
+    def _mgf_strip(M, shape, scale):
+        """E[exp(c z)] is finite for Re(c) in this interval."""
+        return (-M.inf, 1 / scale)
+
+    @staticmethod
     def _cdf(z, shape, scale):
         from scipy.special import gammainc
 
