@@ -135,7 +135,6 @@ def _dirac(dist, f, method, with_grad):
     from ._factorized import central_difference
 
     shape = dist.event_shape
-    loc = [mpmath.mpf(float(x)) for x in np.asarray(dist.params["loc"]).reshape(-1)]
     loc = [mpmath.mpf(float(x)) for x in np.broadcast_to(dist.params["loc"], shape).reshape(-1)]
     E = f.mp(loc)
     eps = mpmath.mpf(2) ** (-mpmath.mp.prec)

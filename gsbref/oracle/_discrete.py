@@ -91,7 +91,6 @@ def _kind(dist):
 
 def _f_table(dist, f, K, d, mp_mode):
     states = itertools.product(range(K), repeat=d)
-    shape = dist.event_shape
     if mp_mode:
         vals = np.empty((K,) * d, dtype=object)
         for st in states:

@@ -18,7 +18,6 @@ integrals per coordinate (identical coordinates are integrated once); any other 
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import mpmath

@@ -15,7 +15,6 @@ import numpy as np
 from scipy.integrate import quad_vec
 
 from .._math import NP
-from ..distributions._base import Factorized
 
 __all__ = ["float_moments"]
 
@@ -78,7 +77,7 @@ def _coordinate(dist, theta, g):
 
 
 def float_moments(dist, f, method, with_grad, convention):
-    from . import _kind, methods
+    from . import _kind
 
     kind = _kind(dist)
     if kind == "discrete":
