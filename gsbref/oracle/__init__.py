@@ -36,7 +36,8 @@ import numpy as np
 from ..distributions._base import Distribution, Factorized
 from ._results import OracleGradient, OracleValue, to_float
 
-__all__ = ["expectation", "gradient", "methods", "OracleValue", "OracleGradient", "to_float"]
+__all__ = ["expectation", "gradient", "methods", "truncation_bias", "best_order", "OracleValue",
+           "OracleGradient", "to_float"]
 
 #: extra decimal digits carried internally beyond the requested ``dps``
 GUARD_DIGITS = 10
@@ -202,3 +203,6 @@ def gradient(dist: Distribution, f: Any, dps: int | None = 30, method: str = "au
         values = {k: _finish_param(dist, k, v) for k, v in g.items()}
         errors = {k: _finish_param(dist, k, v) for k, v in ge.items()}
     return OracleGradient(values, errors, method, dps, OracleValue(E, E_err, method, dps), conv)
+
+
+from .truncation import best_order, truncation_bias  # noqa: E402  (uses gradient() above)

@@ -160,7 +160,7 @@ def _factorized_terms(dist, f, N):
             per.append(cache[key])
         moments = per
         moments_kind = sep.kind
-        a, b = mp_num(sep.a), mp_num(sep.b)
+        b = mp_num(sep.b)  # the offset a has no gradient
     else:
         if d > MAX_NESTED:
             raise NotImplementedError(

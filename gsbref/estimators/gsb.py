@@ -1,0 +1,610 @@
+r"""Generalized stochastic backpropagation: the paper's rules as per-sample estimators.
+
+``method="gsb"`` -- theorem 1 (eq. 3/6) of the paper.  If ``d log phi_theta(w) / d theta =
+sum_n a_n(theta) (i w)^n`` (the distribution's ``a_coefficients``), then ``dE[f]/dtheta = sum_n a_n
+E[d^n f / dz^n]``; each sample ``z`` gives the estimate ``sum_n a_n d^n f(z) / dz^n`` (pure partials of
+the coordinate the parameter belongs to; derivatives by Taylor jets from
+:mod:`gsbref.functions`).  Where the series is infinite it is truncated at ``order`` (section 5,
+eq. 26) and the result is biased by the omitted terms (:mod:`gsbref.oracle.truncation` computes
+that bias exactly).
+
+``method="gsb-closed"`` -- corollary 3.1: for separable ``f`` whose coordinate terms are
+exponential polynomials (see :mod:`gsbref.estimators._gsb_closed`) the infinite series sums in
+closed form; the estimate is exact.
+
+Rules per family (``N`` = ``order``; "exact" means no truncation):
+
+===========================  =============================================================  =========
+family (parameters)          per-sample estimate                                            paper
+===========================  =============================================================  =========
+Gaussian(loc, scale)         loc: ``f'(z_j)``; scale: ``scale_j f''(z_j)``  (exact)        eq. 14
+MultivariateGaussian         loc: ``grad f(z)``; cov: ``hess f(z) / 2``  (exact)            eq. 14
+Dirac(loc)                   loc: ``grad f(loc)``, every sample identical  (exact)          eq. 15
+Laplace(loc, scale)          loc: ``f'`` (exact); scale: ``(2/b) sum_{n=1}^N b^2n f^(2n)``   eq. 18
+Gamma(shape, scale)          shape: ``sum_{n=1}^N mu^n/n f^(n)``;                           eq. 19
+                             scale: ``(k/mu) sum_{n=1}^N mu^n f^(n)``
+Exponential, ChiSquared      their own coefficients (``Gamma`` special cases)               eq. 19
+Beta(alpha, beta)            ``sum_{n=1}^N (1/n) d^n/dzeta^n f(zeta_1/(zeta_1+zeta_2))``      eq. 20
+Dirichlet(concentration)     ``sum_{n=1}^N (1/n) d^n/dzeta_i^n f(zeta / sum zeta)``          eq. 21
+any other ``Factorized``     ``sum_{n=0}^N a_n f^(n)`` from ``a_coefficients``               eq. 6
+===========================  =============================================================  =========
+
+Order convention: ``order=N`` is the upper limit of the summation index *as the paper writes each
+series*, i.e. the number of series terms kept.  For Gamma, Exponential, ChiSquared, Beta and
+Dirichlet term ``n`` uses the ``n``-th derivative; for the Laplace scale term ``n`` uses the
+``2n``-th derivative (``order=4`` differentiates ``f`` eight times); for the generic theorem-1
+path ``n`` is the derivative order and ``n = 0`` (the ``a_0 f`` term) is included.  Exact rules
+(Gaussian, MultivariateGaussian, Dirac, the Laplace ``loc``) ignore ``order``.  Default:
+:data:`DEFAULT_ORDER` (Beta/Dirichlet: at most the largest order whose terms are finite).
+
+Requirements and refusals
+-------------------------
+* ``f`` must be differentiable ``max derivative`` times almost everywhere; for ``abs``/``relu``
+  (kinks) and rules of derivative order >= 2 a :class:`GSBKinkWarning` is emitted: the Dirac terms
+  of the distributional derivatives are missing and the estimate is biased (DESIGN section 1.3).
+  A callable ``f`` has unknown structure and is not checked.
+* Beta/Dirichlet: term ``n`` involves ``E[(zeta_1 + zeta_2)^-n]`` (``E[(sum zeta)^-n]``), infinite
+  for ``n >= alpha + beta`` (``n >= sum alpha``): such orders raise ``ValueError`` (DESIGN 1.5).
+  Its variance is infinite already for ``2n >= alpha + beta``.
+* Gamma/Exponential/ChiSquared: ``E[f^(n)(z)]`` is infinite when ``f^(n)`` grows like ``z^-p``
+  at 0 with ``p >= shape`` (``f = log z``: ``p = n``).  The growth exponent is measured from
+  ``f^(n)`` at two points near 0 (``1e-6`` and ``1e-7`` times the mean); orders that would need an
+  infinite term raise ``ValueError`` (``check_singular=False`` skips the check).  The measurement
+  is a heuristic: it sees singularities at the end of the support only, and is conservative
+  within ``1e-3`` of the boundary ``p = shape``.
+* Discrete families (Bernoulli, Categorical) follow theorem 2 instead: ``ValueError``.
+
+Diagnostics and truncation warnings
+-----------------------------------
+Pass ``diagnostics={}`` (any dict) to receive, after the call:
+
+``"rule"``         the family and the paper's equation;
+``"order"``        the order used (``None`` for exact rules);
+``"exact"``        ``{name: bool}``, True where the parameter's rule is not truncated;
+``"derivatives"``  ``{name: [derivative order of term n for n = 0..N]}`` (``None`` for unused n);
+``"terms"``        ``{name: array (N + 1, *param_shape)}``: sample mean of term ``n`` (truncated
+                   series only; index ``n`` as in the order convention, term 0 is ``a_0 f`` or 0);
+``"term_stderr"``  their standard errors;
+``"partial_sums"`` cumulative sums of ``"terms"`` over ``n``;
+``"next_term"``    sample mean of the first omitted term ``T_{N+1}`` (computed for the diagnostics
+                   only; an estimate of the truncation error where the series converges fast);
+``"terminated"``   True where ``T_{N+1}`` is exactly zero on every sample: the series terminated
+                   (``f`` a polynomial of low enough degree) and the estimate is exact;
+``"converged"``    ``{name: bool array}``: False where the warning criterion below fired (``None``
+                   for ``order == 1``: one term cannot show convergence);
+``"notes"``        remarks, e.g. Beta/Dirichlet orders whose terms have infinite variance
+                   (``2n >= alpha + beta``), where the sample standard error means nothing.
+
+A truncated series that has not terminated emits :class:`GSBTruncationWarning` (with the sizes of
+the last terms and the partial sum of the worst element in the message) where its last term
+``T_N`` is significantly non-zero (``|T_N| > NOISE_Z`` standard errors, :data:`NOISE_Z` = 3) and either
+``|T_N| > max(|T_{N-1}|, |T_{N-2}|)`` (terms stopped decreasing: divergent, or not yet in the
+convergent regime; two previous terms because terms such as ``E[sin^(n)(z)]`` pass near zero with
+period 4 while their envelope decreases; one for ``N = 2``) or
+``|T_N| > TRUNCATION_RTOL |partial sum|`` (:data:`TRUNCATION_RTOL` = 1e-2: not converged).  This
+is evidence, not proof: a convergent series whose terms change sign irregularly (``sin``) can
+trigger it, a divergent one whose terms first decrease does not (softplus under
+``Laplace(0.2, 0.5)``: ``|T_n|`` decreases up to ``n = 4`` and the bias is smallest at ``N = 3``,
+1.5 %; ``docs/truncation.md``).
+
+Per-sample evaluation without sampling: :func:`build_rule` returns a :class:`Rule` whose
+``evaluate(points)`` gives the estimates at given points (used by the deterministic tests).
+
+>>> import numpy as np, gsbref
+>>> from gsbref.estimators import estimate
+>>> est = estimate(gsbref.Gaussian(0.3, 1.2), "sum((z - 0.49)**2)", "gsb", 4, 0)
+>>> est["scale"].samples.tolist()   # scale * f'' = 1.2 * 2 for every sample
+[2.4, 2.4, 2.4, 2.4]
+>>> rule = build_rule(gsbref.Gamma(3.0, 0.5), gsbref.function("sum((z - 0.49)**2)"), order=2)
+>>> est, terms = rule.evaluate(np.array([1.0, 2.0]))
+>>> est["shape"].tolist()        # mu f' + mu^2/2 f'' = z - 0.49 + 0.25
+[0.76, 1.76]
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..distributions._base import Factorized, _check_n, as_generator
+from ._base import register
+from ._gsb_jets import curve_coefficients, path_derivatives
+from ._warnings import GSBKinkWarning, GSBTruncationWarning
+
+__all__ = [
+    "build_rule", "Rule", "gsb", "gsb_closed", "DEFAULT_ORDER", "TRUNCATION_RTOL", "NOISE_Z",
+    "GSBKinkWarning", "GSBTruncationWarning",
+]
+
+#: series terms kept when ``order`` is not given (Beta/Dirichlet: at most the largest finite order)
+DEFAULT_ORDER = 8
+#: a last term larger than this fraction of the partial sum counts as "not converged"
+TRUNCATION_RTOL = 1e-2
+#: a last term within this many standard errors of zero is never flagged (sampling noise)
+NOISE_Z = 3.0
+#: the singularity check looks at f^(n) at these multiples of the mean (Gamma-type families)
+_SINGULAR_PROBE = (1e-6, 1e-7)
+#: growth exponents within this of the integrability boundary count as infinite
+_SINGULAR_SLACK = 1e-3
+
+_GAMMA_LIKE = ("Gamma", "Exponential", "ChiSquared")
+_EXACT_FAMILIES = ("Gaussian", "MultivariateGaussian", "Dirac")
+
+
+# ----------------------------------------------------------------------------------------------
+# the rule object
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class Rule:
+    """One family's rule for one ``f``: how to draw the points it needs and how to turn them into
+    per-sample estimates.
+
+    ``draw(rng, n)`` returns the points (``z`` of shape ``(n, *event_shape)``; for Beta and
+    Dirichlet the pair ``(z, s)`` with ``s`` the sum of the gamma variables behind each ``z``).
+    ``evaluate(points, lookahead=False)`` returns ``(estimates, terms)``: ``{name: (S, *param_shape)}``
+    and, for the truncated parameters, ``{name: (N + 1, S, *param_shape)}`` per-sample terms (their
+    sum over the first axis is the estimate); ``lookahead=True`` appends the first omitted term
+    ``N + 1`` to ``terms`` (not to the estimates).
+    """
+
+    family: str
+    equation: str
+    order: int | None
+    exact: dict
+    derivatives: dict
+    draw: Callable
+    evaluate: Callable
+    max_derivative: int = 0
+    notes: list = field(default_factory=list)
+
+
+def _check_order(order, what="order"):
+    if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
+        raise ValueError(f"{what} must be a positive integer (number of series terms), got {order!r}")
+    return int(order)
+
+
+def _kink_warning(f, dist, params):
+    if not f.has_kinks:
+        return
+    kinks = ", ".join(f.kink_primitives)
+    warnings.warn(
+        f"gsb: f uses {kinks}; the {type(dist).__name__} rule for {', '.join(repr(p) for p in params)} "
+        "needs derivatives of order >= 2, whose Dirac terms at the kinks cannot be sampled, so the "
+        "estimate is biased (DESIGN 1.3).  Derivative-free exact alternatives: method='gsb-resummed' "
+        "(Laplace, Gamma, Beta, Dirichlet families), method='score'",
+        GSBKinkWarning,
+        stacklevel=4,
+    )
+
+
+def build_rule(dist, f, method: str = "gsb", order: int | None = None, via: str = "gamma",
+               check_singular: bool = True, warn: bool = True) -> Rule:
+    """The :class:`Rule` of ``method`` (``"gsb"`` or ``"gsb-closed"``) for ``(dist, f)``.
+
+    ``f`` must be a :class:`gsbref.functions.Function`.  ``via`` selects the Beta form:
+    ``"gamma"`` (eq. 20, the paper's; default) or ``"cumulants"`` (theorem 1 applied to the Beta
+    itself with :meth:`Beta.a_coefficients`, series in ``d^n f/dz^n``).  ``warn=False`` suppresses
+    the kink warning (the estimators always warn).
+    """
+    if method == "gsb-closed":
+        from ._gsb_closed import closed_rule
+
+        return closed_rule(dist, f)
+    if method != "gsb":
+        raise ValueError(f"method must be 'gsb' or 'gsb-closed', got {method!r}")
+    if via not in ("gamma", "cumulants"):
+        raise ValueError(f"via must be 'gamma' or 'cumulants', got {via!r}")
+    name = type(dist).__name__
+    if getattr(dist, "discrete", False):
+        raise ValueError(
+            f"gsb: {name} is discrete; theorem 1 (derivatives of f) does not apply, theorem 2 (eq. 16/17, "
+            "differences of f) does -- use method='gsb-discrete'"
+        )
+    if via == "cumulants" and name != "Beta":
+        raise ValueError(f"via='cumulants' is the Beta's direct theorem-1 form; {name} has no such option")
+    if name == "MultivariateGaussian":
+        rule = _mvn_rule(dist, f)
+    elif name in ("Beta", "Dirichlet") and via == "gamma":
+        rule = _gamma_construction_rule(dist, f, order)
+    elif isinstance(dist, Factorized) and hasattr(type(dist), "_a"):
+        rule = _factorized_rule(dist, f, order, check_singular)
+    else:
+        raise ValueError(f"gsb: no theorem-1 rule for {name} (it provides no a_coefficients)")
+    if warn and rule.max_derivative >= 2:
+        params = [p for p, ms in rule.derivatives.items() if max((m for m in ms if m is not None), default=0) >= 2]
+        _kink_warning(f, dist, params)
+    return rule
+
+
+# ----------------------------------------------------------------------------------------------
+# families with independent coordinates and theorem-1 coefficients
+# ----------------------------------------------------------------------------------------------
+def _plan(dist, order):
+    """``{name: [(n, m), ...]}``: series index ``n`` uses derivative order ``m``; plus exactness."""
+    name = type(dist).__name__
+    params = [p.name for p in dist.parameters]
+    if name == "Gaussian":
+        return "Gaussian (eq. 14)", {"loc": [(1, 1)], "scale": [(2, 2)]}, {"loc": True, "scale": True}, None
+    if name == "Dirac":
+        return "Dirac (eq. 15)", {"loc": [(1, 1)]}, {"loc": True}, None
+    N = DEFAULT_ORDER if order is None else _check_order(order)
+    if name == "Laplace":
+        return ("Laplace (eq. 18)", {"loc": [(1, 1)], "scale": [(n, 2 * n) for n in range(1, N + 1)]},
+                {"loc": True, "scale": False}, N)
+    if name in _GAMMA_LIKE:
+        return (f"{name} (eq. 19)", {p: [(n, n) for n in range(1, N + 1)] for p in params},
+                {p: False for p in params}, N)
+    return (f"{name} (theorem 1, eq. 6)", {p: [(n, n) for n in range(0, N + 1)] for p in params},
+            {p: False for p in params}, N)
+
+
+def _factorized_rule(dist, f, order, check_singular):
+    family, plan, exact, N = _plan(dist, order)
+    # the lookahead plan has one more series term: its per-sample values tell whether the series
+    # terminated (all exactly zero: f is a polynomial of low enough degree)
+    plan_next = plan if N is None else _plan(dist, N + 1)[1]
+    M = max(m for terms in plan.values() for _, m in terms)
+    M_next = max(m for terms in plan_next.values() for _, m in terms)
+    coeffs = dist.a_coefficients(M_next)  # {name: (M_next + 1, *event_shape)}
+    ev = dist.event_shape
+    d = dist.event_size
+    nmax = {p: max(n for n, _ in terms) for p, terms in plan.items()}
+    if check_singular and type(dist).__name__ in _GAMMA_LIKE:
+        _check_singular_at_zero(dist, f, plan)
+    is_dirac = type(dist).__name__ == "Dirac"
+
+    def draw(rng, n):
+        return dist.sample(as_generator(rng), _check_n(n))
+
+    def evaluate(z, lookahead=False):
+        z = np.asarray(z, dtype=float)
+        S = z.shape[0]
+        zf = z.reshape(S, d)
+        use = plan_next if lookahead else plan
+        Mu = M_next if lookahead else M
+        if is_dirac and S > 1 and np.all(zf == zf[:1]):
+            D = np.broadcast_to(f.derivatives(zf[:1], Mu), (Mu + 1, S, d))
+        else:
+            D = f.derivatives(zf, Mu)
+        D = D.reshape((Mu + 1, S) + ev)
+        est, terms = {}, {}
+        for p, plist in use.items():
+            top = max(n for n, _ in plist)
+            T = np.zeros((top + 1, S) + ev)
+            for n, m in plist:
+                T[n] += coeffs[p][m] * D[m]
+            T = dist._reduce_to_param(p, T, 2)
+            est[p] = T[: nmax[p] + 1].sum(axis=0)
+            if not exact[p]:
+                terms[p] = T
+        return est, terms
+
+    derivs = {p: [dict(plist).get(n) for n in range(nmax[p] + 1)] for p, plist in plan.items()}
+    return Rule(family, family, N, exact, derivs, draw, evaluate, M)
+
+
+def _check_singular_at_zero(dist, f, plan):
+    """Refuse orders whose terms ``E[f^(m)(z)]`` are infinite because ``f^(m)`` blows up at 0 at
+    least as fast as ``z^-shape`` (see the module docstring)."""
+    M = max(m for terms in plan.values() for _, m in terms)
+    if M < 1:
+        return
+    mean = np.asarray(dist.mean(), dtype=float).reshape(-1)
+    shape = _gamma_shape(dist).reshape(-1)
+    e1, e2 = _SINGULAR_PROBE
+    with np.errstate(all="ignore"):
+        D1 = np.asarray(f.derivatives((e1 * mean)[None, :], M), dtype=float)[:, 0]
+        D2 = np.asarray(f.derivatives((e2 * mean)[None, :], M), dtype=float)[:, 0]
+        growth = np.log(np.abs(D2) / np.abs(D1)) / math.log(e1 / e2)  # p in f^(m) ~ z^-p
+    growth = np.where(np.isinf(D2) & ~np.isnan(D1), np.inf, growth)
+    bad = []
+    for m in range(1, M + 1):
+        for j in range(len(shape)):
+            p = growth[m, j]
+            if np.isfinite(p) or p == np.inf:
+                if p >= shape[j] - _SINGULAR_SLACK:
+                    bad.append((m, j, p))
+                    break
+        if bad:
+            break
+    if bad:
+        m, j, p = bad[0]
+        raise ValueError(
+            f"gsb: E[d^{m}f/dz^{m}] is infinite under {dist!r} (coordinate {j}): near z = 0 the "
+            f"{m}-th derivative grows like z^-{p:.3g} while the density vanishes only like "
+            f"z^({shape[j]:.3g} - 1), so the series of eq. 19 has infinite terms from n = {m} on "
+            f"(DESIGN 1.4); use order <= {m - 1} (if that is >= 1) or the derivative-free "
+            "method='gsb-resummed'"
+        )
+
+
+def _gamma_shape(dist):
+    name = type(dist).__name__
+    if name == "Gamma":
+        return np.broadcast_to(dist.shape, dist.event_shape).astype(float)
+    if name == "Exponential":
+        return np.ones(dist.event_shape)
+    return np.broadcast_to(dist.df / 2.0, dist.event_shape).astype(float)
+
+
+# ----------------------------------------------------------------------------------------------
+# multivariate Gaussian
+# ----------------------------------------------------------------------------------------------
+def _mvn_rule(dist, f):
+    def draw(rng, n):
+        return dist.sample(as_generator(rng), _check_n(n))
+
+    def evaluate(z, lookahead=False):
+        z = np.asarray(z, dtype=float)
+        return {"loc": f.gradient(z), "cov": 0.5 * f.hessian(z)}, {}
+
+    fam = "MultivariateGaussian (eq. 14)"
+    return Rule(fam, fam, None, {"loc": True, "cov": True}, {"loc": [None, 1], "cov": [None, None, 2]},
+                draw, evaluate, 2)
+
+
+# ----------------------------------------------------------------------------------------------
+# Beta and Dirichlet through gamma variables (eqs. 20-21)
+# ----------------------------------------------------------------------------------------------
+def _log_gamma_draws(rng, a):
+    """``log`` of Gamma(a, 1) draws, accurate for small ``a`` (``log G + log(U)/a`` with
+    ``G ~ Gamma(a + 1)``, ``U ~ U(0, 1]``)."""
+    u = 1.0 - rng.random(a.shape)
+    return np.log(rng.standard_gamma(a + 1.0)) + np.log(u) / a
+
+
+def _gamma_construction_rule(dist, f, order):
+    name = type(dist).__name__
+    ev = dist.event_shape
+    d = dist.event_size
+    if name == "Beta":
+        bp = dist.broadcast_params()
+        total = np.asarray(bp["alpha"] + bp["beta"], dtype=float)
+        what = "alpha + beta"
+    else:
+        conc = np.asarray(dist.concentration, dtype=float)
+        total = conc.sum(axis=-1)
+        what = "sum(concentration)"
+    tmin = float(np.min(total))
+    # largest n with E[s^-n] finite: n < total
+    n_finite = int(math.ceil(tmin) - 1)
+    if order is None:
+        N = min(DEFAULT_ORDER, n_finite)
+        if N < 1:
+            raise ValueError(
+                f"gsb: {name} with {what} = {tmin:.4g} <= 1: already the first term of eq. "
+                f"{'20' if name == 'Beta' else '21'} involves E[s^-1] with s ~ Gamma({tmin:.4g}), which is "
+                "infinite (DESIGN 1.5); use method='gsb-resummed' or 'score'"
+            )
+    else:
+        N = _check_order(order)
+        if N >= tmin:
+            raise ValueError(
+                f"gsb: order {N} is not available for {name} with {what} = {tmin:.4g}: term n of eq. "
+                f"{'20' if name == 'Beta' else '21'} involves E[s^-n] with s ~ Gamma({tmin:.4g}) (the sum of "
+                f"the gamma variables), which is infinite for n >= {tmin:.4g} (DESIGN 1.5); the largest "
+                f"order with finite terms is {max(n_finite, 0)}.  The partial sums that exist do not "
+                "approach the gradient in general: use method='gsb-resummed' or 'score'"
+            )
+    nfac = np.array([0.0] + [1.0 / n for n in range(1, N + 2)])
+
+    if name == "Beta":
+        a = np.broadcast_to(dist.params["alpha"], ev)
+        b = np.broadcast_to(dist.params["beta"], ev)
+
+        def draw(rng, n):
+            rng = as_generator(rng)
+            n = _check_n(n)
+            l1 = _log_gamma_draws(rng, np.broadcast_to(a, (n,) + ev))
+            l2 = _log_gamma_draws(rng, np.broadcast_to(b, (n,) + ev))
+            from scipy.special import expit
+
+            z = expit(l1 - l2)
+            s = np.exp(np.logaddexp(l1, l2))
+            return z, s
+
+        def evaluate(points, lookahead=False):
+            z, s = (np.asarray(x, dtype=float) for x in points)
+            S = z.shape[0]
+            L = N + 1 if lookahead else N
+            zf, sf = z.reshape(S, d), s.reshape(S, d)
+            # directions 0..d-1: zeta_1 of coordinate j; d..2d-1: zeta_2 of coordinate j
+            curves = np.zeros((L, S, 2 * d, d))
+            for j in range(d):
+                curves[:, :, j, j] = curve_coefficients(zf[:, j], sf[:, j], 1.0, L)
+                curves[:, :, d + j, j] = curve_coefficients(zf[:, j], sf[:, j], 0.0, L)
+            D = path_derivatives(f, zf, curves)  # (L + 1, S, 2d)
+            T = {"alpha": D[:, :, :d], "beta": D[:, :, d:]}
+            est, terms = {}, {}
+            for p, Tp in T.items():
+                Tp = (nfac[: L + 1, None, None] * Tp).reshape((L + 1, S) + ev)
+                Tp = dist._reduce_to_param(p, Tp, 2)
+                terms[p] = Tp
+                est[p] = Tp[: N + 1].sum(axis=0)
+            return est, terms
+
+        params = ["alpha", "beta"]
+        family = "Beta (eq. 20, gamma construction)"
+    else:
+        K = ev[-1]
+        R = d // K
+
+        def draw(rng, n):
+            rng = as_generator(rng)
+            n = _check_n(n)
+            lg = _log_gamma_draws(rng, np.broadcast_to(conc, (n,) + ev))
+            mx = lg.max(axis=-1, keepdims=True)
+            w = np.exp(lg - mx)
+            tot = w.sum(axis=-1, keepdims=True)
+            return w / tot, np.exp(mx[..., 0] + np.log(tot[..., 0]))
+
+        def evaluate(points, lookahead=False):
+            z, s = (np.asarray(x, dtype=float) for x in points)
+            S = z.shape[0]
+            L = N + 1 if lookahead else N
+            zr = z.reshape(S, R, K)
+            sr = s.reshape(S, R)
+            curves = np.zeros((L, S, d, R, K))
+            for r in range(R):
+                for k in range(K):
+                    i = r * K + k
+                    moved = (np.arange(K) == k).astype(float)
+                    curves[:, :, i, r, :] = curve_coefficients(zr[:, r, :], sr[:, r, None], moved, L)
+            D = path_derivatives(f, z.reshape(S, d), curves.reshape(L, S, d, d))  # (L + 1, S, d)
+            Tp = (nfac[: L + 1, None, None] * D).reshape((L + 1, S) + ev)
+            return {"concentration": Tp[: N + 1].sum(axis=0)}, {"concentration": Tp}
+
+        params = ["concentration"]
+        family = "Dirichlet (eq. 21, gamma construction)"
+    derivs = {p: [None] + list(range(1, N + 1)) for p in params}
+    notes = []
+    n_var = int(math.ceil(tmin / 2) - 1)  # largest n with E[s^-2n] finite
+    if N > n_var:
+        notes.append(
+            f"terms n >= {n_var + 1} have infinite variance (E[s^-2n] = inf for 2n >= {tmin:.4g}): "
+            "standard errors of these estimates are not meaningful"
+        )
+    return Rule(family, family, N, {p: False for p in params}, derivs, draw, evaluate, N, notes)
+
+
+# ----------------------------------------------------------------------------------------------
+# diagnostics of a truncated series
+# ----------------------------------------------------------------------------------------------
+def _summarise(rule: Rule, terms: dict) -> dict:
+    """Diagnostics from per-sample terms ``(N + 2, S, ...)`` (the last one is the lookahead)."""
+    out = {
+        "rule": rule.equation,
+        "order": rule.order,
+        "exact": dict(rule.exact),
+        "derivatives": {k: list(v) for k, v in rule.derivatives.items()},
+        "terms": {},
+        "term_stderr": {},
+        "partial_sums": {},
+        "next_term": {},
+        "terminated": {},
+        "converged": {},
+        "notes": list(rule.notes),
+    }
+    for p, T in terms.items():
+        S = T.shape[1]
+        nxt = T[-1]
+        T = T[:-1]
+        mean = T.mean(axis=1)
+        if S > 1:
+            se = T.std(axis=1, ddof=1) / math.sqrt(S)
+        else:
+            se = np.zeros_like(mean)
+        terminated = np.all(nxt == 0, axis=0)
+        out["terms"][p] = mean
+        out["term_stderr"][p] = se
+        out["partial_sums"][p] = np.cumsum(mean, axis=0)
+        out["next_term"][p] = nxt.mean(axis=0)
+        out["terminated"][p] = terminated
+        ok = _converged(mean, se)
+        out["converged"][p] = terminated if ok is None and np.all(terminated) else (
+            None if ok is None else ok | terminated)
+    return out
+
+
+def _converged(mean, se):
+    """False where the last term is significant and (not smaller than the previous one, or not
+    small against the partial sum); None when there is only one series term."""
+    N = mean.shape[0] - 1
+    last = np.abs(mean[N])
+    # terms n >= 1 that the rule uses; term 0 is a_0 f (or zero)
+    if N < 2:
+        return None
+    prev = np.abs(mean[N - 1])
+    if N >= 3:
+        # two previous terms: terms like E[sin^(n)] change sign with period 4 and can pass
+        # through ~0 while their envelope still decreases
+        prev = np.maximum(prev, np.abs(mean[N - 2]))
+    total = np.abs(mean.sum(axis=0))
+    significant = last > NOISE_Z * np.nan_to_num(se[N])
+    bad = significant & ((last > prev) | (last > TRUNCATION_RTOL * total))
+    return ~bad
+
+
+def _warn_truncation(dist, diag):
+    for p, ok in diag["converged"].items():
+        if ok is None or np.all(ok):
+            continue
+        mean = diag["terms"][p]
+        N = mean.shape[0] - 1
+        flat_ok = np.asarray(ok).reshape(-1)
+        last = np.abs(mean[N]).reshape(-1)
+        i = int(np.argmax(np.where(~flat_ok, last, -np.inf)))
+        shown = range(max(1, N - 2), N + 1)
+        sizes = ", ".join(f"|T_{n}| = {float(np.abs(mean[n]).reshape(-1)[i]):.3g}" for n in shown)
+        prev = max(float(np.abs(mean[n]).reshape(-1)[i]) for n in shown if n < N)
+        lastv = float(last[i])
+        total = float(diag["partial_sums"][p][N].reshape(-1)[i])
+        why = "the terms stopped decreasing" if lastv > prev else f"the last term exceeds {TRUNCATION_RTOL:g} of the sum"
+        where = "" if np.ndim(ok) == 0 else f" (element {tuple(int(x) for x in np.unravel_index(i, np.shape(ok)))})"
+        warnings.warn(
+            f"gsb: the {diag['rule']} series for '{p}'{where} has not converged at order {N}: "
+            f"{sizes}, partial sum {total:.6g}; {why}.  The series "
+            "may diverge for this f (DESIGN 1.4) and the truncation bias cannot be judged from samples: "
+            "gsbref.oracle.truncation.truncation_bias computes it; method='gsb-resummed' is exact",
+            GSBTruncationWarning,
+            stacklevel=4,
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# the registered estimators
+# ----------------------------------------------------------------------------------------------
+@register("gsb")
+def gsb(dist, f, n_samples, rng, order: int | None = None, via: str = "gamma",
+        diagnostics: dict | None = None, check_singular: bool = True) -> dict[str, np.ndarray]:
+    """Generalized stochastic backpropagation (theorem 1; eqs. 14, 15, 18-21), per sample.
+
+    Approximates ``dE_{z~dist}[f(z)]/dtheta`` by ``sum_{n<=N} a_n(theta) d^n f(z)/dz^n`` at samples
+    ``z ~ dist`` (gamma variables for Beta/Dirichlet), with derivatives of ``f`` from Taylor jets.
+    Unbiased for the exact rules (Gaussian, MultivariateGaussian, Dirac, Laplace ``loc``) and for
+    ``f`` whose series terminates (polynomials under Gamma/Laplace); otherwise biased by the
+    omitted terms of the truncated series (eq. 26), and the truncated series may diverge as
+    ``order`` grows (DESIGN 1.4).  Requires ``f`` differentiable enough; see the module docstring
+    for the order convention, the refusals, ``diagnostics`` and the warnings.
+
+    Options: ``order`` (series terms kept), ``via`` (Beta: ``"gamma"`` or ``"cumulants"``),
+    ``diagnostics`` (a dict to fill), ``check_singular`` (Gamma-type families).
+    """
+    rule = build_rule(dist, f, "gsb", order=order, via=via, check_singular=check_singular)
+    points = rule.draw(rng, n_samples)
+    est, terms = rule.evaluate(points, lookahead=True)
+    diag = _summarise(rule, terms)
+    _warn_truncation(dist, diag)
+    if diagnostics is not None:
+        diagnostics.update(diag)
+    return est
+
+
+@register("gsb-closed")
+def gsb_closed(dist, f, n_samples, rng, diagnostics: dict | None = None) -> dict[str, np.ndarray]:
+    """Corollary 3.1 in closed form: the whole theorem-1 series summed per sample.
+
+    Approximates nothing: for separable ``f`` (``a + b sum_j g_j(z_j)`` or ``a + b prod_j
+    g_j(z_j)``) whose terms are exponential polynomials ``g(x) = sum_t c_t x^k_t exp(r_t x)``
+    (polynomials, ``exp``, ``sin``, ``cos`` of affine arguments: the paper's toy problems 1 and 2),
+    ``sum_n a_n g^(n)(x)`` equals ``sum_t c_t sum_m binom(k_t, m) G^(m)(r_t) x^(k_t - m) exp(r_t x)``
+    with ``G(c) = d/dtheta log E[exp(c z)]`` (the log characteristic function at ``w = -i c``).
+    For ``g = exp(-eps x)`` this is ``G(-eps) exp(-eps x)``: the gradient of ``log phi`` at the
+    argument ``i eps`` (the paper's eq. 25 / toy problem 2 print ``eps / i``, which gives wrong
+    values: DESIGN 1.2).  Unbiased whenever ``E[f]`` is finite (``Re r_t`` inside the family's
+    moment-generating strip; the variance needs ``2 Re r_t`` inside it).  Requires a family with
+    independent coordinates and a closed-form moment generating function; raises ``ValueError``
+    for any other ``f``.
+    """
+    rule = build_rule(dist, f, "gsb-closed")
+    points = rule.draw(rng, n_samples)
+    est, _ = rule.evaluate(points)
+    if diagnostics is not None:
+        diagnostics.update({"rule": rule.equation, "order": None, "exact": dict(rule.exact),
+                            "notes": list(rule.notes)})
+    return est
