@@ -78,31 +78,22 @@ def _piece_integrand(fun: Callable, piece: Piece):
     a, b = mpmath.mpmathify(piece.a), mpmath.mpmathify(piece.b)
     if piece.left_power is not None and piece.right_power is not None:
         raise ValueError("a piece may carry an endpoint transform at one end only")
-    if piece.left_power is not None:
-        p = mpmath.mpf(piece.left_power)
-        inv = 1 / p
+    power = piece.left_power if piece.left_power is not None else piece.right_power
+    if power is None:
+        return a, b, fun
+    p = mpmath.mpf(power)
+    inv = 1 / p
+    left = piece.left_power is not None
 
-        def g(u):
-            if u <= 0:
-                return None
-            z = a + u**inv
-            jac = u ** (inv - 1) * inv
-            return [v * jac for v in fun(z)]
+    def g(u):
+        if u <= 0:
+            return None
+        # exact sums keep z - a > 0 and b - z > 0 for tiny u (b = 1 for the Beta)
+        z = mpmath.fadd(a, u**inv, exact=True) if left else mpmath.fsub(b, u**inv, exact=True)
+        jac = u ** (inv - 1) * inv
+        return [v * jac for v in fun(z)]
 
-        return mp.zero, (b - a) ** p, g
-    if piece.right_power is not None:
-        p = mpmath.mpf(piece.right_power)
-        inv = 1 / p
-
-        def g(u):
-            if u <= 0:
-                return None
-            z = mpmath.fsub(b, u**inv, exact=True)  # exact: keeps 1 - z > 0 for tiny u
-            jac = u ** (inv - 1) * inv
-            return [v * jac for v in fun(z)]
-
-        return mp.zero, (b - a) ** p, g
-    return a, b, fun
+    return mp.zero, (b - a) ** p, g
 
 
 def vquad(fun: Callable[[object], Sequence], pieces: Sequence[Piece], *, max_levels: int | None = None,
