@@ -100,6 +100,16 @@ def _f_table(dist, f, K, d, mp_mode):
     return np.asarray(f(grid), dtype=float).reshape((K,) * d)
 
 
+def _contract(F, tabs, keep=None):
+    """Contract every axis ``i`` of the table ``F`` with ``tabs[i]`` except axis ``keep``
+    (last axis first, so the remaining axis numbers stay valid)."""
+    out = F
+    for i in reversed(range(F.ndim)):
+        if i != keep:
+            out = np.moveaxis(out, i, -1) @ np.array(tabs[i], dtype=out.dtype)
+    return out
+
+
 def discrete_moments(dist, f, method, convention, mp_mode=True):
     name, params = _coordinate_params(dist)
     kind = _kind(dist)
@@ -119,16 +129,12 @@ def discrete_moments(dist, f, method, convention, mp_mode=True):
         Ftab = Ftab.astype(float)
 
     def tables_of(ths):
-        with mpmath.workprec(mp.prec):
-            if mp_mode:
-                return [_table(kind, t) for t in ths]
+        if mp_mode:
+            return [_table(kind, t) for t in ths]
         return [[float(x) for x in _table(kind, [mpmath.mpf(v) for v in t])] for t in ths]
 
     def expectation(tabs):
-        out = Ftab
-        for j in reversed(range(d)):
-            t = np.array(tabs[j], dtype=out.dtype)
-            out = out @ t if j == out.ndim - 1 else np.moveaxis(out, j, -1) @ t
+        out = _contract(Ftab, tabs)
         return out[()] if isinstance(out, np.ndarray) else out
 
     tabs = tables_of(thetas)
@@ -138,13 +144,7 @@ def discrete_moments(dist, f, method, convention, mp_mode=True):
     if method == "enumerate":
         for j in range(d):
             # marginal of f over all other coordinates: vector over the K values of z_j
-            out = Ftab
-            for i in reversed(range(d)):
-                if i == j:
-                    continue
-                t = np.array(tabs[i], dtype=out.dtype)
-                out = np.moveaxis(out, i, -1) @ t if i != out.ndim - 1 else out @ t
-            marg = out  # shape (K,)
+            marg = _contract(Ftab, tabs, keep=j)
             th = [mpmath.mpf(float(x)) for x in params[j]] if not mp_mode else thetas[j]
             for c, dt in enumerate(_dtables(kind, th, conv)):
                 if mp_mode:
