@@ -17,7 +17,18 @@ Two kinds of families:
 Conventions shared by every family
 ----------------------------------
 * ``sample(rng, n)`` returns ``(n, *event_shape)`` float64 (integers stored as float for discrete
-  families); ``rng`` must be a :class:`numpy.random.Generator` (or an int seed).
+  families); ``rng`` must be a :class:`numpy.random.Generator` (or an int seed), or a random source
+  from :func:`gsbref._backend.generator`.
+
+Array backends
+--------------
+Parameters may be arrays of any array-API namespace (NumPy, CuPy, ``array_api_strict``): the
+distribution's namespace ``xp`` is that of its array parameters (Python numbers, lists and NumPy
+arrays join it), and they are stored there as float64 (validation runs on a host copy).  Every
+array method then computes in the namespace of its input ``z`` (or ``omega``) when that is an
+array of another namespace, else in ``xp``, and returns arrays of that namespace: CuPy in, CuPy
+out.  ``to_namespace(xp)`` converts a distribution.  The mpmath methods (``mp_*``) and the
+oracle stay on the host.
 * ``log_prob(z)`` takes ``z`` of shape ``(..., *event_shape)`` and returns the joint log density of
   each draw, shape ``(...)``.
 * ``score(z)`` returns ``{name: d log p(z) / d theta}``, each of shape ``(..., *param_shape)``.
@@ -39,7 +50,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._math import MP, NP
+from .._backend import _HOST_TYPES, asarray, generator, get_namespace, is_numpy, namespace, to_numpy
+from .._math import MP, array_math
 
 __all__ = [
     "Domain",
@@ -143,12 +155,15 @@ def _check_n(n: Any) -> int:
     return int(n)
 
 
-def validate_parameter(owner: str, p: Parameter, value: Any) -> np.ndarray:
+def validate_parameter(owner: str, p: Parameter, value: Any, xp=None) -> np.ndarray:
     """Convert ``value`` to a float64 array and check it against ``p.domain``.
 
     Raises ``TypeError`` for non-numeric input and ``ValueError`` (naming the parameter and its
-    domain) for NaN, out-of-domain values or a wrong number of dimensions.
+    domain) for NaN, out-of-domain values or a wrong number of dimensions.  The checks run on a
+    NumPy copy; the result is a float64 array of namespace ``xp`` (default NumPy).
     """
+    if value is not None and not isinstance(value, _HOST_TYPES):
+        value = to_numpy(value)  # an array of another namespace: validate a host copy
     try:
         arr = np.asarray(value)
     except Exception as exc:  # pragma: no cover - numpy raises for exotic input
@@ -195,6 +210,8 @@ def validate_parameter(owner: str, p: Parameter, value: Any) -> np.ndarray:
             np.linalg.cholesky(arr)
         except np.linalg.LinAlgError:
             raise ValueError(f"{where}; the matrix is not positive definite") from None
+    if xp is not None and not is_numpy(xp):
+        return asarray(arr, xp)
     return arr
 
 
@@ -202,6 +219,27 @@ def _fmt(v: np.ndarray) -> str:
     if v.ndim == 0:
         return repr(float(v))
     return np.array2string(v, separator=", ", precision=6, threshold=8)
+
+
+def _is_array(v) -> bool:
+    """An array of NumPy or of another array namespace (not a scalar, module or container)."""
+    if isinstance(v, np.ndarray):
+        return True
+    return hasattr(v, "shape") and hasattr(v, "dtype") and hasattr(v, "__array_namespace__")
+
+
+def _reduce_generic(xp, g, full, target, ev, lead):
+    """:meth:`Factorized._reduce_to_param` for arrays of any namespace."""
+    g = xp.broadcast_to(g, full)
+    pad = len(ev) - len(target)
+    axes = list(range(lead, lead + pad))
+    for i, t in enumerate(target):
+        if t == 1 and ev[pad + i] != 1:
+            axes.append(lead + pad + i)
+    if axes:
+        g = xp.sum(g, axis=tuple(axes), keepdims=True)
+        g = xp.reshape(g, g.shape[:lead] + tuple(target))
+    return g
 
 
 # ----------------------------------------------------------------------------------------------
@@ -218,18 +256,76 @@ class Distribution:
     # set by _set_params
     event_shape: tuple[int, ...]
     params: dict[str, np.ndarray]
+    #: the array namespace of the parameters (set by _set_params)
+    xp: Any
 
     def _set_params(self, **values: Any) -> None:
         owner = type(self).__name__
         declared = {p.name: p for p in self.parameters}
         if set(values) != set(declared):
             raise TypeError(f"{owner} takes parameters {sorted(declared)}, got {sorted(values)}")
-        params = {name: validate_parameter(owner, declared[name], v) for name, v in values.items()}
+        try:
+            xp = namespace(*values.values())
+        except TypeError as exc:
+            raise TypeError(f"{owner}: {exc}") from None
+        params = {name: validate_parameter(owner, declared[name], v, xp) for name, v in values.items()}
         for arr in params.values():
-            arr.setflags(write=False)
+            if isinstance(arr, np.ndarray):
+                arr.setflags(write=False)
+        object.__setattr__(self, "xp", xp)
+        object.__setattr__(self, "_params_by_ns", {})
         object.__setattr__(self, "params", params)
         for name, arr in params.items():
             object.__setattr__(self, name, arr)
+
+    # -- array namespaces ------------------------------------------------------------------
+    def to_namespace(self, xp) -> "Distribution":
+        """The same distribution with every array attribute (parameters and what was derived from
+        them at construction) converted to namespace ``xp`` (a namespace or a backend name such as
+        ``"cupy"``); ``self`` when it is already there.  No re-validation, no re-normalisation: the
+        numbers are the same.
+
+        >>> from gsbref.distributions import Gaussian
+        >>> g = Gaussian(loc=[0.0, 1.0], scale=2.0)
+        >>> g.to_namespace("numpy") is g
+        True
+        """
+        xp = get_namespace(xp)
+        if xp is self.xp or (is_numpy(xp) and is_numpy(self.xp)):
+            return self
+        new = object.__new__(type(self))
+        for k, v in self.__dict__.items():
+            if k == "_params_by_ns":
+                v = {}
+            elif k == "params":
+                v = {n: asarray(a, xp) for n, a in v.items()}
+            elif k == "xp":
+                v = xp
+            elif _is_array(v):
+                v = asarray(v, xp)
+            object.__setattr__(new, k, v)
+        for n, a in new.params.items():
+            object.__setattr__(new, n, a)
+            if isinstance(a, np.ndarray):
+                a.setflags(write=False)
+        return new
+
+    def _ns_of(self, z):
+        """The namespace a method computes in for input ``z``: that of ``z`` when ``z`` is an array
+        of a non-NumPy namespace, else the distribution's."""
+        if isinstance(z, _HOST_TYPES):
+            return self.xp
+        return namespace(z)
+
+    def _params_in(self, xp) -> dict:
+        """The parameters in namespace ``xp`` (converted once and cached)."""
+        if xp is self.xp:
+            return self.params
+        cache = self._params_by_ns
+        key = id(xp)
+        if key not in cache:
+            cache[key] = {k: asarray(v, xp) for k, v in self.params.items()}
+        return cache[key]
 
     def param_shape(self, name: str) -> tuple[int, ...]:
         return self.params[name].shape
@@ -248,18 +344,25 @@ class Distribution:
         return type(self)(**values)
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{k}={_fmt(v)}" for k, v in self.params.items())
+        inner = ", ".join(f"{k}={_fmt(to_numpy(v))}" for k, v in self.params.items())
         return f"{type(self).__name__}({inner})"
 
     def _check_z(self, z: Any) -> np.ndarray:
-        z = np.asarray(z, dtype=float)
+        """``z`` as a float64 array of the namespace :meth:`_ns_of` picks, shape-checked."""
+        return self._z(z)[1]
+
+    def _z(self, z: Any):
+        """``(xp, z)``: the namespace :meth:`_ns_of` picks and ``z`` as a float64 array there,
+        shape-checked."""
+        xp = self._ns_of(z)
+        z = np.asarray(z, dtype=float) if is_numpy(xp) else asarray(z, xp, xp.float64)
         k = len(self.event_shape)
         if z.ndim < k or tuple(z.shape[z.ndim - k:]) != tuple(self.event_shape):
             raise ValueError(
                 f"{type(self).__name__}: z must have shape (..., {', '.join(map(str, self.event_shape))}),"
                 f" got {z.shape}"
             )
-        return z
+        return xp, z
 
     # subclasses implement these
     def sample(self, rng, n: int) -> np.ndarray:  # pragma: no cover - abstract
@@ -326,19 +429,23 @@ class Factorized(Distribution):
 
     # -- parameters per coordinate ---------------------------------------------------------
     def broadcast_params(self) -> dict[str, np.ndarray]:
-        """Parameters broadcast to ``event_shape`` (read-only views)."""
-        return {k: np.broadcast_to(v, self.event_shape) for k, v in self.params.items()}
+        """Parameters broadcast to ``event_shape`` (read-only views; in the namespace ``xp``)."""
+        xp = self.xp
+        return {k: xp.broadcast_to(v, self.event_shape) for k, v in self.params.items()}
 
     def coordinate(self, j: int) -> dict[str, float]:
         """Parameters of flat coordinate ``j`` as Python floats."""
-        return {k: float(v.reshape(-1)[j]) for k, v in self.broadcast_params().items()}
+        return {k: float(to_numpy(v).reshape(-1)[j]) for k, v in self.broadcast_params().items()}
 
     def _reduce_to_param(self, name: str, g: np.ndarray, lead: int) -> np.ndarray:
         """Sum an elementwise gradient ``(*lead, *event_shape)`` down to the parameter's shape
-        (parameters that were broadcast receive the sum over the broadcast axes)."""
+        (parameters that were broadcast receive the sum over the broadcast axes).  ``g`` may be a
+        NumPy array (object arrays of mpmath numbers included) or an array of another namespace."""
         target = self.params[name].shape
         ev = self.event_shape
         full = g.shape[:lead] + tuple(ev)
+        if not isinstance(g, np.ndarray):
+            return _reduce_generic(namespace(g), g, full, target, ev, lead)
         g = np.broadcast_to(g, full)
         # axes of event_shape that the parameter does not have, or has with length 1
         pad = len(ev) - len(target)
@@ -353,19 +460,20 @@ class Factorized(Distribution):
 
     # -- array methods ---------------------------------------------------------------------
     def sample(self, rng, n: int) -> np.ndarray:
-        rng = as_generator(rng)
+        xp = self.xp
+        rng = generator(xp, rng)
         n = _check_n(n)
-        theta = {k: np.broadcast_to(v, (n, *self.event_shape)) for k, v in self.params.items()}
-        return np.asarray(self._sample(rng, n, **theta), dtype=float).reshape(n, *self.event_shape)
+        theta = {k: xp.broadcast_to(v, (n, *self.event_shape)) for k, v in self.params.items()}
+        return xp.reshape(xp.asarray(self._sample(rng, n, **theta), dtype=xp.float64), (n, *self.event_shape))
 
     def _logpdf_array(self, z: np.ndarray) -> np.ndarray:
-        z = self._check_z(z)
+        xp, z = self._z(z)
         lo, hi = self.support
         inside = (z >= lo) & (z <= hi)
-        zc = np.where(inside, z, self._inside_point())
+        zc = xp.where(inside, z, self._inside_point())
         with np.errstate(divide="ignore"):
-            lp = self._logpdf(NP, zc, **self.params)
-        return np.where(inside, lp, -np.inf)
+            lp = self._logpdf(array_math(xp), zc, **self._params_in(xp))
+        return xp.where(inside, lp, -math.inf)
 
     def _inside_point(self) -> float:
         lo, hi = self.support
@@ -380,44 +488,56 @@ class Factorized(Distribution):
     def log_prob(self, z) -> np.ndarray:
         lp = self._logpdf_array(z)
         k = len(self.event_shape)
-        return lp.sum(axis=tuple(range(lp.ndim - k, lp.ndim))) if k else lp
+        if not k:
+            return lp
+        xp = self._ns_of(lp)
+        return xp.sum(lp, axis=tuple(range(lp.ndim - k, lp.ndim)))
 
     def score(self, z) -> dict[str, np.ndarray]:
-        z = self._check_z(z)
+        xp, z = self._z(z)
         lead = z.ndim - len(self.event_shape)
-        s = self._score(NP, z, **self.params)
-        return {k: self._reduce_to_param(k, np.asarray(s[k], dtype=float), lead) for k in self.params}
+        s = self._score(array_math(xp), z, **self._params_in(xp))
+        return {k: self._reduce_to_param(k, xp.asarray(s[k], dtype=xp.float64), lead) for k in self.params}
 
     def log_cf(self, omega) -> np.ndarray:
         w = self._check_z(omega)
-        lm = self._log_mgf(NP, 1j * w, **self.params)
+        xp = self._ns_of(w)
+        lm = self._log_mgf(array_math(xp), 1j * w, **self._params_in(xp))
         k = len(self.event_shape)
-        lm = np.broadcast_to(lm, w.shape)
-        return lm.sum(axis=tuple(range(lm.ndim - k, lm.ndim))) if k else lm
+        lm = xp.broadcast_to(lm, w.shape)
+        return xp.sum(lm, axis=tuple(range(lm.ndim - k, lm.ndim))) if k else lm
 
     def grad_log_cf(self, omega) -> dict[str, np.ndarray]:
         w = self._check_z(omega)
+        xp = self._ns_of(w)
         lead = w.ndim - len(self.event_shape)
-        g = self._grad_log_mgf(NP, 1j * w, **self.params)
-        return {k: self._reduce_to_param(k, np.asarray(g[k], dtype=complex), lead) for k in self.params}
+        g = self._grad_log_mgf(array_math(xp), 1j * w, **self._params_in(xp))
+        return {k: self._reduce_to_param(k, xp.asarray(g[k], dtype=xp.complex128), lead) for k in self.params}
 
     def a_coefficients(self, order: int) -> dict[str, np.ndarray]:
         if not hasattr(self, "_a"):
             return super().a_coefficients(order)
         if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 0:
             raise ValueError(f"order must be a non-negative integer, got {order!r}")
-        out = {k: np.zeros((order + 1, *self.event_shape)) for k in self.params}
+        xp, ev = self.xp, self.event_shape
+        M = array_math(xp)
+        rows: dict[str, list] = {k: [] for k in self.params}
         for n in range(order + 1):
-            a = self._a(NP, n, **self.params)
+            a = self._a(M, n, **self.params)
             for k in self.params:
-                out[k][n] = np.broadcast_to(a[k], self.event_shape)
-        return out
+                rows[k].append(xp.broadcast_to(xp.asarray(a[k], dtype=xp.float64), ev))
+        return {k: xp.stack(v) for k, v in rows.items()}
+
+    def _moment(self, fn) -> np.ndarray:
+        xp = self.xp
+        m = xp.asarray(fn(array_math(xp), **self.params), dtype=xp.float64)
+        return xp.asarray(xp.broadcast_to(m, self.event_shape), copy=True)
 
     def mean(self) -> np.ndarray:
-        return np.broadcast_to(np.asarray(self._mean(NP, **self.params), dtype=float), self.event_shape).copy()
+        return self._moment(self._mean)
 
     def variance(self) -> np.ndarray:
-        return np.broadcast_to(np.asarray(self._variance(NP, **self.params), dtype=float), self.event_shape).copy()
+        return self._moment(self._variance)
 
     # -- mpmath, one coordinate (used by the oracle) ---------------------------------------
     @classmethod

@@ -39,27 +39,27 @@ True
 from __future__ import annotations
 
 import numpy as np
-from scipy import special as _sp
 
+from .._backend import namespace, special, to_numpy
 from .._math import NP
 from ._base import REAL, UNIT_INTERVAL, Factorized, Parameter
 
 __all__ = ["Bernoulli", "BernoulliLogits"]
 
 
-# -- helpers with one meaning in both math namespaces (float64 arrays / mpmath scalars) --------
-# The _math namespaces have no "x log y with 0 log 0 = 0"; these dispatch on the namespace.
+# -- helpers with one meaning in every math namespace (float64 arrays / mpmath scalars) --------
+# The _math namespaces' arrays have xlogy etc.; mpmath scalars get the same meaning here.
 def _xlogy(M, x, y):
     """``x log y``, 0 where ``x == 0`` (even for ``y == 0``)."""
-    if M is NP:
-        return _sp.xlogy(x, y)
+    if M.array:
+        return M.xlogy(x, y)
     return M.zero if x == 0 else x * M.log(y)
 
 
 def _xlog1py(M, x, y):
     """``x log(1 + y)``, 0 where ``x == 0`` (even for ``y == -1``)."""
-    if M is NP:
-        return _sp.xlog1py(x, y)
+    if M.array:
+        return M.xlog1py(x, y)
     return M.zero if x == 0 else x * M.log1p(y)
 
 
@@ -69,6 +69,9 @@ def _xdivy(M, x, y):
         x = np.asarray(x, dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(x == 0, 0.0, x / y)
+    if M.array:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return M.where(x == 0, 0.0, x / y)
     if x == 0:
         return M.zero
     if y == 0:
@@ -77,8 +80,8 @@ def _xdivy(M, x, y):
 
 
 def _sigmoid(M, x):
-    if M is NP:
-        return _sp.expit(x)
+    if M.array:
+        return M.expit(x)
     return 1 / (1 + M.exp(-x))
 
 
@@ -86,6 +89,8 @@ def _softplus(M, x):
     """``log(1 + e^x)`` without overflow."""
     if M is NP:
         return np.logaddexp(0.0, x)
+    if M.array:
+        return M.logaddexp(M.zero, x)
     return M.log1p(M.exp(x))
 
 
@@ -111,11 +116,13 @@ class Bernoulli(Factorized):
     # -- values ----------------------------------------------------------------------------
     def _check_values(self, z) -> np.ndarray:
         z = self._check_z(z)
+        xp = self._ns_of(z)
         bad = (z != 0.0) & (z != 1.0)  # NaN is bad too
-        if bad.any():
+        if bool(xp.any(bad)):
+            bad, zh = to_numpy(bad), to_numpy(z)
             idx = tuple(int(i) for i in np.argwhere(bad)[0])
             raise ValueError(
-                f"{type(self).__name__}: z must take values in {{0, 1}}; got {float(z[idx])!r} at index {idx}"
+                f"{type(self).__name__}: z must take values in {{0, 1}}; got {float(zh[idx])!r} at index {idx}"
             )
         return z
 
@@ -163,7 +170,8 @@ class Bernoulli(Factorized):
     @staticmethod
     def _sample(rng, n, probs):
         # u is uniform on [0, 1): probs = 0 never gives 1, probs = 1 always does
-        return (rng.random(probs.shape) < probs).astype(float)
+        xp = namespace(probs)
+        return xp.astype(rng.random(probs.shape) < probs, xp.float64)
 
 
 class BernoulliLogits(Bernoulli):
@@ -184,7 +192,7 @@ class BernoulliLogits(Bernoulli):
     @property
     def probs(self) -> np.ndarray:
         """``sigmoid(logits)``, shape of ``logits``."""
-        return _sp.expit(self.params["logits"])
+        return special(self.xp).expit(self.params["logits"])
 
     @staticmethod
     def _logpdf(M, z, logits):
@@ -214,4 +222,5 @@ class BernoulliLogits(Bernoulli):
 
     @staticmethod
     def _sample(rng, n, logits):
-        return (rng.random(logits.shape) < _sp.expit(logits)).astype(float)
+        xp = namespace(logits)
+        return xp.astype(rng.random(logits.shape) < special(xp).expit(logits), xp.float64)

@@ -45,6 +45,7 @@ import mpmath
 import numpy as np
 from scipy import special as _sp
 
+from .._backend import call_host, namespace
 from .._math import MP, NP
 from ._base import POSITIVE, Factorized, Parameter
 
@@ -138,6 +139,14 @@ def _hyp_np(a, b, c, want_grad):
     return logF.reshape(shape), ga.reshape(shape), gb.reshape(shape)
 
 
+def _hyp_array(M, a, b, c, want_grad):
+    """:func:`_hyp_np` for the array namespace of ``M``: the float64 series (with its mpmath
+    fallback) runs on the host; the result is converted back."""
+    if M is NP:
+        return _hyp_np(a, b, c, want_grad)
+    return call_host(_hyp_np, a, b, c, want_grad, xp=M.xp)
+
+
 def _hyp_mp(a, b, c, want_grad=True):
     """mpmath ``(log F, (F_a / F, F_b / F))`` at the working precision.  ``log F`` comes from
     ``mpmath.hyp1f1``; the derivatives from the termwise-differentiated series, summed with enough
@@ -215,8 +224,8 @@ def _log1m(M, z):
     rounds the exact difference (so ``z = 1 - 1e-500`` held exactly at high precision gives
     ``-1151.29...``), whereas ``mpmath.log1p(-z)`` rounds ``1 + x`` at the working precision and
     returns ``-inf`` there."""
-    if M is NP:
-        return np.log1p(-z)
+    if M.array:
+        return M.log1p(-z)
     return M.log(1 - z)
 
 
@@ -236,9 +245,9 @@ class Beta(Factorized):
 
     @staticmethod
     def _logpdf(M, z, alpha, beta):
-        if M is NP:
+        if M.array:
             # xlogy keeps the boundary values at their limits (0 * log 0 = 0 for alpha = 1)
-            return _sp.xlogy(alpha - 1, z) + _sp.xlog1py(beta - 1, -z) - _sp.betaln(alpha, beta)
+            return M.xlogy(alpha - 1, z) + M.xlog1py(beta - 1, -z) - M.betaln(alpha, beta)
         return (alpha - 1) * M.log(z) + (beta - 1) * _log1m(M, z) - M.betaln(alpha, beta)
 
     @staticmethod
@@ -253,7 +262,7 @@ class Beta(Factorized):
     def _log_mgf(M, c, alpha, beta):
         if M is MP:
             return _hyp_mp(alpha, alpha + beta, c, want_grad=False)[0]
-        return _hyp_np(alpha, alpha + beta, c, want_grad=False)[0]
+        return _hyp_array(M, alpha, alpha + beta, c, want_grad=False)[0]
 
     @staticmethod
     def _grad_log_mgf(M, c, alpha, beta):
@@ -261,7 +270,7 @@ class Beta(Factorized):
         if M is MP:
             _, (fa, fb) = _hyp_mp(alpha, alpha + beta, c)
         else:
-            _, fa, fb = _hyp_np(alpha, alpha + beta, c, want_grad=True)
+            _, fa, fb = _hyp_array(M, alpha, alpha + beta, c, want_grad=True)
         return {"alpha": fa + fb, "beta": fb}
 
     @staticmethod
@@ -284,10 +293,11 @@ class Beta(Factorized):
     @staticmethod
     def _sample(rng, n, alpha, beta):
         z = rng.beta(alpha, beta)
+        xp = namespace(z)
         # float64 cannot hold 1 - z below 2**-53: round such draws down into the open interval
         # (see the module docstring for what this does to log(1 - z))
-        z = np.where(z >= 1.0, np.nextafter(1.0, 0.0), z)
-        return np.where(z <= 0.0, np.nextafter(0.0, 1.0), z)
+        z = xp.where(z >= 1.0, math.nextafter(1.0, 0.0), z)
+        return xp.where(z <= 0.0, math.nextafter(0.0, 1.0), z)
 
     @staticmethod
     def _quad_points(M, alpha, beta):

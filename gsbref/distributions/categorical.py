@@ -46,9 +46,8 @@ from __future__ import annotations
 
 import mpmath
 import numpy as np
-from scipy import special as _sp
-
-from ._base import REAL, SIMPLEX, Distribution, Parameter, _check_n, as_generator
+from .._backend import asarray, generator, namespace, special, to_numpy
+from ._base import REAL, SIMPLEX, Distribution, Parameter, _check_n
 
 __all__ = ["Categorical", "CategoricalLogits"]
 
@@ -71,8 +70,9 @@ class Categorical(Distribution):
         self._set_params(probs=probs)
         p = self.params["probs"]
         self._finish(p.shape)
-        p = p / p.sum(axis=-1, keepdims=True)
-        p.setflags(write=False)
+        p = p / self.xp.sum(p, axis=-1, keepdims=True)
+        if isinstance(p, np.ndarray):
+            p.setflags(write=False)
         self.params["probs"] = p
         object.__setattr__(self, "probs", p)
 
@@ -101,22 +101,30 @@ class Categorical(Distribution):
         """The support points ``0.0 .. K-1`` of one coordinate (the oracle enumerates them)."""
         return tuple(float(k) for k in range(self.num_categories))
 
-    def _log_table(self) -> np.ndarray:
+    def _probs_in(self, xp):
+        """``probs`` in namespace ``xp`` (converted once and cached)."""
+        return self._params_in(xp)["probs"]
+
+    def _log_table(self, xp=None) -> np.ndarray:
         """``log probs``, shape ``(*shape, K)`` (``-inf`` for zero probabilities)."""
+        xp = self.xp if xp is None else xp
         with np.errstate(divide="ignore"):
-            return np.log(self.probs)
+            return xp.log(self._probs_in(xp))
 
     def _check_values(self, z) -> np.ndarray:
+        """``z`` as integer category indices (int64; ``np.intp`` for NumPy), validated."""
         z = self._check_z(z)
+        xp = self._ns_of(z)
         K = self.num_categories
-        bad = ~((z >= 0) & (z <= K - 1) & (z == np.floor(z)))  # NaN is bad too
-        if bad.any():
+        bad = ~((z >= 0) & (z <= K - 1) & (z == xp.floor(z)))  # NaN is bad too
+        if bool(xp.any(bad)):
+            bad, zh = to_numpy(bad), to_numpy(z)
             idx = tuple(int(i) for i in np.argwhere(bad)[0])
             raise ValueError(
                 f"{type(self).__name__}: z must take integer values in {{0, ..., {K - 1}}}; "
-                f"got {float(z[idx])!r} at index {idx}"
+                f"got {float(zh[idx])!r} at index {idx}"
             )
-        return z.astype(np.intp)
+        return z.astype(np.intp) if isinstance(z, np.ndarray) else xp.astype(z, xp.int64)
 
     @staticmethod
     def _check_convention(convention: str) -> str:
@@ -126,7 +134,7 @@ class Categorical(Distribution):
 
     def _sum_event(self, a: np.ndarray) -> np.ndarray:
         k = len(self.event_shape)
-        return a.sum(axis=tuple(range(a.ndim - k, a.ndim))) if k else a
+        return namespace(a).sum(a, axis=tuple(range(a.ndim - k, a.ndim))) if k else a
 
     # -- array methods ---------------------------------------------------------------------
     def sample(self, rng, n: int) -> np.ndarray:
@@ -136,31 +144,35 @@ class Categorical(Distribution):
         first K-1 of them are compared with ``u`` in [0, 1), so trailing categories of
         probability zero are never drawn, whatever the round-off in the sums.
         """
-        rng = as_generator(rng)
+        xp = self.xp
+        rng = generator(xp, rng)
         n = _check_n(n)
-        cdf = np.cumsum(self.probs, axis=-1)
+        cdf = xp.cumulative_sum(self.probs, axis=-1)
         cdf = cdf[..., :-1] / cdf[..., -1:]
         u = rng.random((n, *self.event_shape, 1))
-        return (u >= cdf).sum(axis=-1).astype(float)
+        return xp.astype(xp.sum(xp.astype(u >= cdf, xp.int64), axis=-1), xp.float64)
 
     def log_prob(self, z) -> np.ndarray:
         """Joint log mass of each draw, shape ``(...)``; ``z`` has shape ``(..., *shape)``."""
         idx = self._check_values(z)
-        table = np.broadcast_to(self._log_table(), idx.shape + (self.num_categories,))
-        lp = np.take_along_axis(table, idx[..., None], axis=-1)[..., 0]
+        xp = self._ns_of(idx)
+        table = xp.broadcast_to(self._log_table(xp), idx.shape + (self.num_categories,))
+        lp = xp.take_along_axis(table, idx[..., None], axis=-1)[..., 0]
         return self._sum_event(lp)
 
     def _onehot(self, idx: np.ndarray) -> np.ndarray:
-        return idx[..., None] == np.arange(self.num_categories)
+        xp = self._ns_of(idx)
+        return idx[..., None] == xp.arange(self.num_categories, dtype=idx.dtype)
 
     def score(self, z, convention: str = "reference-last") -> dict[str, np.ndarray]:
         """``{'probs': d log p(z) / d pi}`` in the given convention (module docstring):
         shape ``(..., *shape, K-1)`` for ``"reference-last"``, ``(..., *shape, K)`` for ``"free"``."""
         self._check_convention(convention)
         onehot = self._onehot(self._check_values(z))
+        xp = self._ns_of(onehot)
         with np.errstate(divide="ignore"):
-            inv = 1.0 / self.probs
-        free = np.where(onehot, inv, 0.0)
+            inv = 1.0 / self._probs_in(xp)
+        free = xp.where(onehot, inv, 0.0)
         if convention == "free":
             return {"probs": free}
         return {"probs": free[..., :-1] - free[..., -1:]}
@@ -168,13 +180,14 @@ class Categorical(Distribution):
     def _phases(self, omega) -> tuple[np.ndarray, np.ndarray]:
         """``exp(i omega_j k)`` of shape ``(..., *shape, K)`` and ``phi_j(omega_j)`` of ``(..., *shape)``."""
         w = self._check_z(omega)
-        phase = np.exp(1j * w[..., None] * np.arange(self.num_categories))
-        return phase, (self.probs * phase).sum(axis=-1)
+        xp = self._ns_of(w)
+        phase = xp.exp(1j * w[..., None] * xp.arange(self.num_categories, dtype=xp.float64))
+        return phase, xp.sum(self._probs_in(xp) * phase, axis=-1)
 
     def log_cf(self, omega) -> np.ndarray:
         """``sum_j log sum_k pi_jk exp(i omega_j k)`` (principal branch per coordinate)."""
         _, phi = self._phases(omega)
-        return self._sum_event(np.log(phi))
+        return self._sum_event(namespace(phi).log(phi))
 
     def grad_log_cf(self, omega, convention: str = "reference-last") -> dict[str, np.ndarray]:
         """Parameter gradient of :meth:`log_cf`, in the conventions of :meth:`score` (eq. 12):
@@ -194,18 +207,20 @@ class Categorical(Distribution):
 
     def mean(self) -> np.ndarray:
         """``E[z_j] = sum_k k pi_jk``, shape ``shape``."""
-        return (self.probs * np.arange(self.num_categories)).sum(axis=-1)
+        xp = self.xp
+        return xp.sum(self.probs * xp.arange(self.num_categories, dtype=xp.float64), axis=-1)
 
     def variance(self) -> np.ndarray:
         """``Var[z_j] = sum_k pi_jk (k - E[z_j])^2``, shape ``shape``."""
-        d = np.arange(self.num_categories) - self.mean()[..., None]
-        return (self.probs * d * d).sum(axis=-1)
+        xp = self.xp
+        d = xp.arange(self.num_categories, dtype=xp.float64) - self.mean()[..., None]
+        return xp.sum(self.probs * d * d, axis=-1)
 
     # -- mpmath (used by the oracle) -------------------------------------------------------
     def mp_probs(self, j: int) -> list:
         """The K probabilities of flat coordinate ``j`` as mpf at the current precision,
         normalised there to sum to one (they differ from ``probs`` by O(K eps) relatively)."""
-        row = [mpmath.mpf(float(v)) for v in self.probs.reshape(-1, self.num_categories)[j]]
+        row = [mpmath.mpf(float(v)) for v in to_numpy(self.probs).reshape(-1, self.num_categories)[j]]
         total = mpmath.fsum(row)
         return [v / total for v in row]
 
@@ -228,8 +243,9 @@ class CategoricalLogits(Categorical):
     def __init__(self, logits):
         self._set_params(logits=logits)
         self._finish(self.params["logits"].shape)
-        p = _sp.softmax(self.params["logits"], axis=-1)
-        p.setflags(write=False)
+        p = special(self.xp).softmax(self.params["logits"], axis=-1)
+        if isinstance(p, np.ndarray):
+            p.setflags(write=False)
         object.__setattr__(self, "_probs", p)
 
     @property
@@ -237,8 +253,17 @@ class CategoricalLogits(Categorical):
         """``softmax(logits)`` along the last axis (computed once, stably)."""
         return self._probs
 
-    def _log_table(self) -> np.ndarray:
-        return _sp.log_softmax(self.params["logits"], axis=-1)
+    def _probs_in(self, xp):
+        if xp is self.xp:
+            return self._probs
+        cache = self._params_by_ns.setdefault("softmax", {})
+        if id(xp) not in cache:
+            cache[id(xp)] = asarray(self._probs, xp)
+        return cache[id(xp)]
+
+    def _log_table(self, xp=None) -> np.ndarray:
+        xp = self.xp if xp is None else xp
+        return special(xp).log_softmax(self._params_in(xp)["logits"], axis=-1)
 
     @staticmethod
     def _check_convention(convention: str) -> str:
@@ -253,18 +278,19 @@ class CategoricalLogits(Categorical):
         """``{'logits': [z_j = k] - softmax(l_j)_k}``, shape ``(..., *shape, K)``."""
         self._check_convention(convention)
         onehot = self._onehot(self._check_values(z))
-        return {"logits": onehot - self.probs}
+        xp = self._ns_of(onehot)
+        return {"logits": xp.astype(onehot, xp.float64) - self._probs_in(xp)}
 
     def grad_log_cf(self, omega, convention: str = "free") -> dict[str, np.ndarray]:
         """``d log phi_j / d l_jk = pi_jk (e^{i w_j k} / phi_j - 1)``, shape ``(..., *shape, K)``."""
         self._check_convention(convention)
         phase, phi = self._phases(omega)
-        return {"logits": self.probs * (phase / phi[..., None] - 1.0)}
+        return {"logits": self._probs_in(namespace(phase)) * (phase / phi[..., None] - 1.0)}
 
     def mp_probs(self, j: int) -> list:
         """softmax of the logits of flat coordinate ``j``, computed in mpmath at the current
         precision."""
-        row = [mpmath.mpf(float(v)) for v in self.params["logits"].reshape(-1, self.num_categories)[j]]
+        row = [mpmath.mpf(float(v)) for v in to_numpy(self.params["logits"]).reshape(-1, self.num_categories)[j]]
         top = max(row)
         e = [mpmath.exp(v - top) for v in row]
         total = mpmath.fsum(e)

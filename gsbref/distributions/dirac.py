@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from .._backend import namespace
 from ._base import REAL, Factorized, Parameter
 
 __all__ = ["Dirac", "NoDensityError"]
@@ -80,7 +81,8 @@ class Dirac(Factorized):
 
     @staticmethod
     def _sample(rng, n, loc):
-        return np.array(loc, dtype=float)
+        xp = namespace(loc)
+        return xp.asarray(loc, dtype=xp.float64, copy=True)
 
     @staticmethod
     def _quad_points(M, loc):

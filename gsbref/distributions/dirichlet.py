@@ -31,11 +31,13 @@ draws of each component at ``alpha = 0.05``, K = 3); the other components keep t
 
 from __future__ import annotations
 
+import math
+
 import mpmath
 import numpy as np
-from scipy import special as _sp
 
-from ._base import POSITIVE, Distribution, Parameter, _check_n, as_generator
+from .._backend import generator, special
+from ._base import POSITIVE, Distribution, Parameter, _check_n
 
 __all__ = ["Dirichlet"]
 
@@ -62,39 +64,44 @@ class Dirichlet(Distribution):
 
     # -- sampling --------------------------------------------------------------------------
     def sample(self, rng, n: int) -> np.ndarray:
-        rng = as_generator(rng)
+        xp = self.xp
+        rng = generator(xp, rng)
         n = _check_n(n)
-        a = np.broadcast_to(self.concentration, (n, *self.event_shape))
+        a = xp.broadcast_to(self.concentration, (n, *self.event_shape))
         u = 1.0 - rng.random(a.shape)  # in (0, 1]: log u is finite
-        log_g = np.log(rng.gamma(a + 1.0)) + np.log(u) / a
-        z = np.exp(log_g - log_g.max(axis=-1, keepdims=True))  # largest entry exactly 1
+        log_g = xp.log(rng.gamma(a + 1.0)) + xp.log(u) / a
+        z = xp.exp(log_g - xp.max(log_g, axis=-1, keepdims=True))  # largest entry exactly 1
         # dividing by the sum (rather than subtracting a log-sum-exp in log space) keeps every
         # component's relative accuracy and the row sums within a few eps of 1
-        return z / z.sum(axis=-1, keepdims=True)
+        return z / xp.sum(z, axis=-1, keepdims=True)
 
     # -- density ---------------------------------------------------------------------------
-    def _log_norm(self) -> np.ndarray:
-        a = self.concentration
-        return _sp.gammaln(a.sum(-1)) - _sp.gammaln(a).sum(-1)
+    def _log_norm(self, xp) -> np.ndarray:
+        a = self._params_in(xp)["concentration"]
+        sp = special(xp)
+        return sp.gammaln(xp.sum(a, axis=-1)) - xp.sum(sp.gammaln(a), axis=-1)
 
     def log_prob(self, z) -> np.ndarray:
         z = self._check_z(z)
-        a = self.concentration
+        xp = self._ns_of(z)
+        a = self._params_in(xp)["concentration"]
         K = a.shape[-1]
         # a draw on the simplex sums to 1 within ~K eps; sqrt(eps) also admits user rounding
-        inside = (z >= 0).all(-1) & (np.abs(z.sum(-1) - 1.0) <= K * np.sqrt(_EPS))
-        zc = np.where(inside[..., None], z, 1.0 / K)
+        inside = xp.all(z >= 0, axis=-1) & (xp.abs(xp.sum(z, axis=-1) - 1.0) <= K * math.sqrt(_EPS))
+        zc = xp.where(inside[..., None], z, 1.0 / K)
         with np.errstate(divide="ignore"):
-            lp = _sp.xlogy(a - 1.0, zc).sum(-1) + self._log_norm()
-        lp = np.where(inside, lp, -np.inf)
+            lp = xp.sum(special(xp).xlogy(a - 1.0, zc), axis=-1) + self._log_norm(xp)
+        lp = xp.where(inside, lp, -math.inf)
         nb = len(self.event_shape) - 1  # batch axes of the parameter, summed
-        return lp.sum(axis=tuple(range(lp.ndim - nb, lp.ndim))) if nb else lp
+        return xp.sum(lp, axis=tuple(range(lp.ndim - nb, lp.ndim))) if nb else lp
 
     def score(self, z) -> dict[str, np.ndarray]:
         z = self._check_z(z)
-        a = self.concentration
+        xp = self._ns_of(z)
+        a = self._params_in(xp)["concentration"]
+        sp = special(xp)
         with np.errstate(divide="ignore"):
-            s = np.log(z) - _sp.digamma(a) + _sp.digamma(a.sum(-1, keepdims=True))
+            s = xp.log(z) - sp.digamma(a) + sp.digamma(xp.sum(a, axis=-1, keepdims=True))
         return {"concentration": s}
 
     # -- theorem 1 -------------------------------------------------------------------------
@@ -120,11 +127,11 @@ class Dirichlet(Distribution):
     # -- moments ---------------------------------------------------------------------------
     def mean(self) -> np.ndarray:
         a = self.concentration
-        return a / a.sum(-1, keepdims=True)
+        return a / self.xp.sum(a, axis=-1, keepdims=True)
 
     def variance(self) -> np.ndarray:
         a = self.concentration
-        a0 = a.sum(-1, keepdims=True)
+        a0 = self.xp.sum(a, axis=-1, keepdims=True)
         return a * (a0 - a) / (a0 * a0 * (a0 + 1.0))
 
     # -- mpmath (one Dirichlet, used by the oracle) ----------------------------------------

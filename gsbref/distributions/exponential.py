@@ -39,7 +39,7 @@ class Exponential(Factorized):
 
     def to_gamma(self) -> Gamma:
         """The same distribution as ``Gamma(shape=1, scale=scale)``."""
-        return Gamma(shape=np.ones_like(self.scale), scale=self.scale)
+        return Gamma(shape=self.xp.ones_like(self.scale), scale=self.scale)
 
     @staticmethod
     def _logpdf(M, z, scale):
@@ -103,7 +103,7 @@ class ChiSquared(Factorized):
 
     def to_gamma(self) -> Gamma:
         """The same distribution as ``Gamma(shape=df/2, scale=2)``."""
-        return Gamma(shape=self.df / 2, scale=np.full_like(self.df, 2.0))
+        return Gamma(shape=self.df / 2, scale=self.xp.full_like(self.df, 2.0))
 
     @staticmethod
     def _logpdf(M, z, df):

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from .._backend import asarray, is_numpy, namespace, to_numpy
 from ._base import POSITIVE, Factorized, Parameter
 
 __all__ = ["Gamma"]
@@ -33,10 +34,11 @@ class Gamma(Factorized):
     @classmethod
     def from_rate(cls, shape, rate):
         """Gamma with ``scale = 1 / rate`` (``rate`` must lie in (0, inf))."""
-        r = np.asarray(rate, dtype=float)
+        r = to_numpy(rate).astype(float)
         if np.isnan(r).any() or (r <= 0).any() or np.isinf(r).any():
             raise ValueError(f"Gamma.from_rate: parameter 'rate' must lie in (0, inf); got {rate!r}")
-        return cls(shape=shape, scale=1.0 / r)
+        xp = namespace(shape, rate)
+        return cls(shape=shape, scale=1.0 / (r if is_numpy(xp) else asarray(rate, xp, xp.float64)))
 
     @staticmethod
     def _logpdf(M, z, shape, scale):

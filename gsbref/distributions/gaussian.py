@@ -50,7 +50,7 @@ class Gaussian(Factorized):
 
     @staticmethod
     def _a(M, n, loc, scale):
-        return {"loc": M.one * (n == 1) + 0 * loc, "scale": scale * (n == 2)}
+        return {"loc": M.one * (n == 1) + 0 * loc, "scale": scale * float(n == 2)}
 
     @staticmethod
     def _mean(M, loc, scale):

@@ -41,7 +41,8 @@ import mpmath
 import numpy as np
 from scipy import linalg as _la
 
-from ._base import POSITIVE_DEFINITE, REAL, Distribution, Parameter, _check_n, as_generator
+from .._backend import asarray, generator, is_numpy, to_numpy
+from ._base import POSITIVE_DEFINITE, REAL, Distribution, Parameter, _check_n
 
 __all__ = ["MultivariateGaussian"]
 
@@ -68,9 +69,13 @@ class MultivariateGaussian(Distribution):
                 f"MultivariateGaussian: parameter 'cov' must be a ({d}, {d}) matrix in "
                 f"{POSITIVE_DEFINITE.describe()} to match 'loc' of shape ({d},); got shape {self.cov.shape}"
             )
-        chol = np.linalg.cholesky(self.cov)
-        chol.setflags(write=False)
+        cov = to_numpy(self.cov)
+        chol = np.linalg.cholesky(cov)
         object.__setattr__(self, "event_shape", (d,))
+        if not is_numpy(self.xp):
+            chol = asarray(chol, self.xp)
+        else:
+            chol.setflags(write=False)
         object.__setattr__(self, "_chol", chol)
 
     @property
@@ -88,14 +93,44 @@ class MultivariateGaussian(Distribution):
         return _la.cho_solve((self._chol, True), np.eye(self.dim))
 
     # -- sampling and density --------------------------------------------------------------
+    def _host_factors(self) -> dict:
+        """``L^-1``, ``sym(cov^-1)`` (NumPy) and ``log det cov``, computed once on the host: for
+        other namespaces, which have no triangular solve in the standard, the per-sample work is
+        then matrix products with these d x d factors."""
+        cache = self._params_by_ns
+        if "host" not in cache:
+            chol = to_numpy(self._chol)
+            prec = _la.cho_solve((chol, True), np.eye(self.dim))
+            cache["host"] = {
+                "chol_inv": _la.solve_triangular(chol, np.eye(self.dim), lower=True),
+                "prec_sym": 0.5 * (prec + prec.T),
+                "logdet": float(2.0 * np.log(np.diag(chol)).sum()),
+                "loc": to_numpy(self.loc),
+                "cov": to_numpy(self.cov),
+            }
+        return cache["host"]
+
+    def _in(self, xp, name):
+        """Host factor or parameter ``name`` in namespace ``xp`` (converted once, cached)."""
+        cache = self._params_by_ns.setdefault(name, {})
+        if id(xp) not in cache:
+            cache[id(xp)] = asarray(self._host_factors()[name], xp)
+        return cache[id(xp)]
+
     def sample(self, rng, n: int) -> np.ndarray:
-        rng = as_generator(rng)
+        rng = generator(self.xp, rng)
         n = _check_n(n)
         e = rng.standard_normal((n, self.dim))
         return self.loc + e @ self._chol.T
 
     def log_prob(self, z) -> np.ndarray:
         z = self._check_z(z)
+        xp = self._ns_of(z)
+        if not is_numpy(xp):
+            r = z - self._in(xp, "loc")
+            u = r @ self._in(xp, "chol_inv").T  # rows L^-1 r
+            maha = xp.sum(u * u, axis=-1)
+            return -0.5 * (maha + self._host_factors()["logdet"] + self.dim * math.log(2 * math.pi))
         r = z - self.loc
         flat = r.reshape(-1, self.dim).T
         u = _la.solve_triangular(self._chol, flat, lower=True)  # L^-1 r
@@ -105,6 +140,11 @@ class MultivariateGaussian(Distribution):
 
     def score(self, z) -> dict[str, np.ndarray]:
         z = self._check_z(z)
+        xp = self._ns_of(z)
+        if not is_numpy(xp):
+            P = self._in(xp, "prec_sym")
+            s = (z - self._in(xp, "loc")) @ P  # P symmetric: rows cov^-1 (z - mu)
+            return {"loc": s, "cov": 0.5 * (s[..., :, None] * s[..., None, :] - P)}
         s = self._solve(z - self.loc)  # cov^-1 (z - mu)
         P = self._precision()
         P = 0.5 * (P + P.T)
@@ -113,11 +153,18 @@ class MultivariateGaussian(Distribution):
     # -- characteristic function and theorem 1 ---------------------------------------------
     def log_cf(self, omega) -> np.ndarray:
         w = self._check_z(omega)
+        xp = self._ns_of(w)
+        if not is_numpy(xp):
+            quad = xp.sum((w @ self._in(xp, "cov")) * w, axis=-1)
+            return 1j * (w @ self._in(xp, "loc")) - 0.5 * quad
         quad = np.einsum("...i,ij,...j->...", w, self.cov, w)
         return 1j * (w @ self.loc) - 0.5 * quad
 
     def grad_log_cf(self, omega) -> dict[str, np.ndarray]:
         w = self._check_z(omega)
+        xp = self._ns_of(w)
+        if not is_numpy(xp):
+            return {"loc": 1j * w, "cov": xp.astype(-0.5 * w[..., :, None] * w[..., None, :], xp.complex128)}
         return {
             "loc": 1j * w,
             "cov": (-0.5 * w[..., :, None] * w[..., None, :]).astype(complex),
@@ -143,17 +190,21 @@ class MultivariateGaussian(Distribution):
                     A = np.zeros((d, d))
                     A[k, l] = A[l, k] = 0.5
                     out["cov"][tuple(idx)] = A
+        if not is_numpy(self.xp):
+            out = {k: {i: asarray(A, self.xp) for i, A in v.items()} for k, v in out.items()}
         return out
 
     # -- moments ---------------------------------------------------------------------------
     def mean(self) -> np.ndarray:
-        return self.loc.copy()
+        return self.xp.asarray(self.loc, copy=True)
 
     def variance(self) -> np.ndarray:
+        if not is_numpy(self.xp):
+            return asarray(np.diag(to_numpy(self.cov)), self.xp)
         return np.diag(self.cov).copy()
 
     def covariance(self) -> np.ndarray:
-        return self.cov.copy()
+        return self.xp.asarray(self.cov, copy=True)
 
     # -- mpmath (used by the oracle) -------------------------------------------------------
     @classmethod

@@ -28,6 +28,11 @@ Work is done in blocks of at most about ``BLOCK_ELEMENTS`` array elements so tha
 stay in cache and memory stays bounded whatever ``S`` and ``d``; the loops run over blocks, never
 over single coordinates.
 
+Array backends: ``z`` (and ``values``) may be arrays of any array-API namespace; the table is then
+built in that namespace (the flipped points by masks instead of NumPy's ``put_along_axis``; the
+affine updates by ``take`` and matrix products), and ``f`` (or ``rest``) is evaluated on the host
+until the functions layer is array-API generic.  NumPy inputs take the NumPy code.
+
 >>> import numpy as np
 >>> from gsbref.functions import function
 >>> f = function("sum(log_sigmoid(W @ z + c))", W=np.array([[1.0, -2.0, 0.5]]), c=np.array([0.3]))
@@ -45,6 +50,8 @@ True
 from __future__ import annotations
 
 import numpy as np
+
+from .._backend import asarray, call_host, is_numpy, namespace, to_numpy
 
 __all__ = ["AFFINE_MIN_D", "BLOCK_ELEMENTS", "STRATEGIES", "base_values", "choose_strategy", "flipped_values"]
 
@@ -82,6 +89,9 @@ def choose_strategy(f, d: int, strategy: str = "auto"):
 def base_values(f, z: np.ndarray, strategy: str = "auto") -> np.ndarray:
     """``f(z)`` for ``z`` of shape ``(S, d)``, in blocks (through ``rest(W z + c)`` on the affine
     strategy, so that the values are computed the same way as the flipped ones)."""
+    xp = namespace(z)
+    if not is_numpy(xp):
+        return _base_values_xp(xp, f, asarray(z, xp, xp.float64), strategy)
     z = np.asarray(z, dtype=float)
     S, d = z.shape
     _, aff = choose_strategy(f, d, strategy)
@@ -103,8 +113,12 @@ def flipped_values(f, z: np.ndarray, idx: np.ndarray, values: np.ndarray, strate
 
     ``z``: ``(S, d)`` points; ``idx``: ``(G, m)`` integer coordinate indices (a group's ``m``
     coordinates are distinct); ``values``: broadcastable to ``(S, G, n, m)``, the replacement
-    values; ``strategy``: ``"auto"``, ``"affine"`` or ``"naive"``.
+    values; ``strategy``: ``"auto"``, ``"affine"`` or ``"naive"``.  The table is in the namespace of
+    ``z`` (module docstring).
     """
+    xp = namespace(z, values)
+    if not is_numpy(xp):
+        return _flipped_values_xp(xp, f, z, idx, values, strategy)
     z = np.asarray(z, dtype=float)
     if z.ndim != 2:
         raise ValueError(f"z must have shape (S, d), got {z.shape}")
@@ -178,3 +192,95 @@ def _affine(aff, z, idx, values, out):
             pre = np.matmul(delta, cols[None, gb])  # (Sb, Gb, n, m) @ (1, Gb, m, h)
         pre += U[sb, None, None, :]
         out[sb, gb] = rest(pre)
+
+
+# ----------------------------------------------------------------------------------------------
+# any array namespace
+# ----------------------------------------------------------------------------------------------
+def _call(xp, fn, x):
+    """``fn(x)`` as float64 in ``xp`` (``fn`` runs on the host: phase 1 of the array backends)."""
+    return call_host(fn, x, xp=xp, dtype=float)
+
+
+def _base_values_xp(xp, f, z, strategy):
+    S, d = z.shape
+    _, aff = choose_strategy(f, d, strategy)
+    width = d if aff is None else max(d, aff[0].shape[0])
+    rows = max(1, BLOCK_ELEMENTS // width)
+    out = xp.empty((S,), dtype=xp.float64)
+    if aff is not None:
+        W, c, rest = aff
+        WT = asarray(np.ascontiguousarray(W.T), xp, xp.float64)
+        c = asarray(c, xp, xp.float64)
+    for s0 in range(0, S, rows):
+        blk = slice(s0, min(S, s0 + rows))  # the standard leaves out-of-bounds slice ends unspecified
+        zb = z[blk, ...]
+        out[blk] = _call(xp, f, zb) if aff is None else _call(xp, rest, zb @ WT + c)
+    return out
+
+
+def _flipped_values_xp(xp, f, z, idx, values, strategy):
+    z = asarray(z, xp, xp.float64)
+    if z.ndim != 2:
+        raise ValueError(f"z must have shape (S, d), got {tuple(z.shape)}")
+    S, d = z.shape
+    idx_h = to_numpy(idx)  # the indices are small: checked on the host
+    if idx_h.ndim != 2 or not np.issubdtype(idx_h.dtype, np.integer):
+        raise ValueError(f"idx must be an integer array of shape (G, m), got {idx_h.dtype} {idx_h.shape}")
+    if idx_h.size and (idx_h.min() < 0 or idx_h.max() >= d):
+        raise ValueError(f"idx must lie in [0, {d}), got values in [{idx_h.min()}, {idx_h.max()}]")
+    G, m = idx_h.shape
+    values = asarray(values, xp, xp.float64)
+    if values.ndim != 4 or values.shape[-1] != m:
+        raise ValueError(f"values must have shape (S, G, n, m={m}) (broadcastable), got {tuple(values.shape)}")
+    n = values.shape[2]
+    values = xp.broadcast_to(values, (S, G, n, m))
+    _, aff = choose_strategy(f, d, strategy)
+    out = xp.empty((S, G, n), dtype=xp.float64)
+    if S == 0 or G == 0 or n == 0:
+        return out
+    idx = asarray(idx_h.astype(np.int64), xp)
+    if aff is None:
+        _naive_xp(xp, f, z, idx, values, out)
+    else:
+        _affine_xp(xp, aff, z, idx, values, out)
+    return out
+
+
+def _naive_xp(xp, f, z, idx, values, out):
+    """:func:`_naive` with masks: coordinate ``idx[g, i]`` of the copies of ``z`` takes
+    ``values[..., i]``."""
+    S, d = z.shape
+    G, m = idx.shape
+    n = values.shape[2]
+    coords = xp.arange(d, dtype=idx.dtype)
+    for sb, gb in _blocks(S, G, n * d):
+        zb = z[sb, ...]
+        pts = xp.broadcast_to(zb[:, None, None, :], (zb.shape[0], gb.stop - gb.start, n, d))
+        for i in range(m):
+            hit = coords == idx[gb, i][:, None]  # (Gb, d)
+            pts = xp.where(hit[None, :, None, :], values[sb, gb, :, i][..., None], pts)
+        out[sb, gb, :] = _call(xp, f, pts)
+
+
+def _affine_xp(xp, aff, z, idx, values, out):
+    """:func:`_affine` with ``take`` for the gathers."""
+    W, c, rest = aff
+    S = z.shape[0]
+    G, m = idx.shape
+    n = values.shape[2]
+    h = W.shape[0]
+    WT = asarray(np.ascontiguousarray(W.T), xp, xp.float64)  # (d, h)
+    U = z @ WT + asarray(c, xp, xp.float64)  # (S, h)
+    flat = xp.reshape(idx, (-1,))
+    cols = xp.reshape(xp.take(WT, flat, axis=0), (G, m, h))
+    for sb, gb in _blocks(S, G, n * h):
+        Gb = gb.stop - gb.start
+        zsel = xp.reshape(xp.take(z[sb, ...], xp.reshape(idx[gb, ...], (-1,)), axis=1), (-1, Gb, 1, m))
+        delta = values[sb, gb, ...] - zsel  # (Sb, Gb, n, m)
+        if m == 1:
+            pre = delta[..., 0][..., None] * cols[None, gb, 0, :][:, :, None, :]  # (Sb, Gb, n, h)
+        else:
+            pre = xp.matmul(delta, cols[None, gb, ...])  # (Sb, Gb, n, m) @ (1, Gb, m, h)
+        pre = pre + U[sb, ...][:, None, None, :]
+        out[sb, gb, :] = _call(xp, rest, pre)

@@ -30,6 +30,10 @@ support; nothing about smoothness.  Cost per sample: ``d (K - 1) + 1`` evaluatio
 the flips are rank-1 updates of the pre-activation (``strategy="affine"``).  For an event shape
 with more than one axis ``f`` sees the flattened coordinates ``z.reshape(S, -1)``, as in the oracle.
 
+Array backends: for Bernoulli and Categorical families the estimates are computed in the namespace
+of the samples (the distribution's, when drawn by :func:`theorem2`; see :mod:`gsbref._backend`),
+with ``f`` evaluated on the host for now.  :class:`CliqueDistribution` is NumPy-only.
+
 >>> import numpy as np
 >>> import gsbref
 >>> from gsbref.estimators.discrete import theorem2_at, theorem2_expectation
@@ -56,6 +60,7 @@ from typing import Any
 
 import numpy as np
 
+from .._backend import asarray, is_numpy, namespace
 from ..distributions._base import SIMPLEX, Parameter, _check_n, as_generator
 from ..distributions.bernoulli import Bernoulli, BernoulliLogits
 from ..distributions.categorical import Categorical, CategoricalLogits
@@ -252,7 +257,7 @@ def _check_clique_convention(convention):
 # ----------------------------------------------------------------------------------------------
 # The estimators
 # ----------------------------------------------------------------------------------------------
-@register("gsb-discrete")
+@register("gsb-discrete", array_api=True)
 def theorem2(dist, f, n_samples: int, rng, convention: str | None = None, strategy: str = "auto"):
     """Theorem 2 of the paper (eq. 9; eq. 16 for Bernoulli, eq. 17 for Categorical coordinates):
     per-sample estimates of ``d E[f(z)] / d theta`` (see the module docstring for the forms).
@@ -304,34 +309,39 @@ def theorem2_at(dist, f, z, convention: str | None = None, strategy: str = "auto
     if not bern:
         convention = "free" if logits and convention is None else convention or "reference-last"
         dist._check_convention(convention)
-    zc = dist._check_values(z).astype(np.intp)
+    zc = dist._check_values(z)
+    xp = namespace(zc)
+    zc = zc.astype(np.intp) if is_numpy(xp) else xp.astype(zc, xp.int64)
     ev = dist.event_shape
     if zc.ndim != 1 + len(ev):
-        raise ValueError(f"z must have shape {('S', *ev)}, got {zc.shape}")
+        raise ValueError(f"z must have shape {('S', *ev)}, got {tuple(zc.shape)}")
     S = zc.shape[0]
     d = dist.event_size
-    zi = zc.reshape(S, d)
+    zi = xp.reshape(zc, (S, d))
     K = 2 if bern else dist.num_categories
     table = _value_table(f, zi, K, strategy)  # (S, d, K): f with z_j = k
     if bern:
         name = dist.parameters[0].name
         g = table[..., 1] - table[..., 0]
         if logits:
-            p = np.broadcast_to(dist.probs, ev).reshape(d)
+            p = xp.reshape(xp.broadcast_to(asarray(dist.probs, xp), ev), (d,))
             g = g * (p * (1.0 - p))
-        return {name: dist._reduce_to_param(name, g.reshape(S, *ev), 1)}
+        return {name: dist._reduce_to_param(name, xp.reshape(g, (S, *ev)), 1)}
     if logits:
-        p = dist.probs.reshape(d, K)
-        g = p * (table - (table * p).sum(axis=-1, keepdims=True))
-        return {"logits": g.reshape(S, *ev, K)}
+        p = xp.reshape(asarray(dist.probs, xp), (d, K))
+        g = p * (table - xp.sum(table * p, axis=-1, keepdims=True))
+        return {"logits": xp.reshape(g, (S, *ev, K))}
     if convention == "free":
-        return {"probs": table.reshape(S, *ev, K)}
-    return {"probs": (table[..., :-1] - table[..., -1:]).reshape(S, *ev, K - 1)}
+        return {"probs": xp.reshape(table, (S, *ev, K))}
+    return {"probs": xp.reshape(table[..., :-1] - table[..., -1:], (S, *ev, K - 1))}
 
 
 def _value_table(f, zi: np.ndarray, K: int, strategy: str) -> np.ndarray:
     """``T[s, j, k] = f(z_s with coordinate j set to k)`` for integer samples ``zi`` ``(S, d)``:
     ``d (K - 1)`` flips per sample plus ``f(z_s)`` itself (which fills ``T[s, j, z_sj]``)."""
+    xp = namespace(zi)
+    if not is_numpy(xp):
+        return _value_table_xp(xp, f, zi, K, strategy)
     S, d = zi.shape
     z = zi.astype(float)
     alt = (zi[:, :, None] + np.arange(1, K)) % K  # (S, d, K-1): every other value of z_j
@@ -341,6 +351,21 @@ def _value_table(f, zi: np.ndarray, K: int, strategy: str) -> np.ndarray:
     np.put_along_axis(table, alt, flips, axis=-1)
     np.put_along_axis(table, zi[:, :, None], np.broadcast_to(base[:, None, None], (S, d, 1)), axis=-1)
     return table
+
+
+def _value_table_xp(xp, f, zi, K, strategy):
+    """:func:`_value_table` for any namespace: the flips are gathered by ``take_along_axis``
+    (flip ``a`` of coordinate ``j`` holds the value ``(z_sj + 1 + a) mod K``, so value ``k != z_sj``
+    is flip ``(k - z_sj - 1) mod K``) instead of scattered."""
+    S, d = zi.shape
+    z = xp.astype(zi, xp.float64)
+    alt = (zi[:, :, None] + xp.arange(1, K, dtype=zi.dtype)) % K  # (S, d, K-1)
+    flips = flipped_values(f, z, np.arange(d)[:, None], xp.astype(alt, xp.float64)[..., None], strategy)
+    base = base_values(f, z, strategy)
+    pos = (xp.arange(K, dtype=zi.dtype) - zi[:, :, None] - 1) % K  # (S, d, K); K - 1 at k == z_sj
+    own = pos == K - 1
+    table = xp.take_along_axis(flips, xp.where(own, 0, pos), axis=-1)
+    return xp.where(own, base[:, None, None], table)
 
 
 def _cliques_at(dist: CliqueDistribution, f, z, convention, strategy):
@@ -391,6 +416,10 @@ def enumerate_states(dist, limit: int = MAX_ENUMERATED_STATES) -> tuple[np.ndarr
     if N > limit:
         raise ValueError(f"{N} states exceed the enumeration limit {limit}")
     Z = np.array(list(itertools.product(*(range(k) for k in sizes))), dtype=float).reshape(N, *dist.event_shape)
+    xp = getattr(dist, "xp", None)
+    if xp is not None and not is_numpy(xp):
+        Z = asarray(Z, xp)
+        return Z, xp.exp(dist.log_prob(Z))
     return Z, np.exp(dist.log_prob(Z))
 
 
@@ -406,6 +435,12 @@ def theorem2_expectation(dist, f, convention: str | None = None, strategy: str =
     Z, p = enumerate_states(dist, limit)
     est = theorem2_at(dist, f, Z, convention=convention, strategy=strategy)
     out = {}
+    xp = namespace(p)
+    if not is_numpy(xp):
+        for name, e in est.items():
+            w = xp.reshape(xp.reshape(p, (-1,) + (1,) * (e.ndim - 1)) * e, (p.shape[0], -1))
+            out[name] = xp.reshape(xp.sum(xp.permute_dims(w, (1, 0)), axis=-1), e.shape[1:])
+        return out
     for name, e in est.items():
         w = (p.reshape((-1,) + (1,) * (e.ndim - 1)) * e).reshape(len(p), -1)
         # numpy sums pairwise along a contiguous last axis

@@ -18,6 +18,10 @@ Conventions shared by all of them
 * A Bernoulli sample is thresholded logistic noise: ``b = H(x)`` with ``x = l + logit(u)``;
   ``P[b = 1] = sigma(l)``.  Its relaxation at temperature ``tau > 0`` is ``sigma(x / tau)``
   (the binary Concrete), which tends to ``b`` as ``tau -> 0``.
+* Array backends: every registered estimator here runs on the namespace of the distribution's
+  parameters (noise drawn by :func:`gsbref._backend.generator`, ``f`` and ``f.gradient`` evaluated
+  on the host for now); :func:`arm_at` and :func:`disarm_at` take the uniform noise as input.
+  :func:`relaxed_gradient_1d` and :func:`relaxation_bias` (scalar quadrature) run on the host.
 
 >>> import numpy as np, gsbref
 >>> from gsbref.estimators import estimate
@@ -36,6 +40,7 @@ import numpy as np
 from scipy import integrate
 from scipy import special as _sp
 
+from .._backend import asarray, call_host, generator, namespace, special
 from ..distributions._base import _check_n, as_generator
 from ..distributions.bernoulli import Bernoulli, BernoulliLogits
 from ..distributions.categorical import Categorical, CategoricalLogits
@@ -43,7 +48,9 @@ from ._base import register
 
 __all__ = [
     "arm",
+    "arm_at",
     "disarm",
+    "disarm_at",
     "gumbel_softmax",
     "straight_through",
     "relaxation_bias",
@@ -72,51 +79,64 @@ def _as_function(f):
 # ----------------------------------------------------------------------------------------------
 def _open_uniform(rng, shape) -> np.ndarray:
     u = rng.random(shape)
-    u[u == 0.0] = _TINY_U
-    return u
+    if isinstance(u, np.ndarray):
+        u[u == 0.0] = _TINY_U
+        return u
+    return namespace(u).where(u == 0.0, _TINY_U, u)
 
 
 def _logit(u, one_minus_u=None):
     """``log(u) - log(1 - u)``; ``one_minus_u`` may be given when it is known more accurately."""
+    xp = namespace(u)
     v = 1.0 - u if one_minus_u is None else one_minus_u
-    return np.log(u) - np.log(v)
+    return xp.log(u) - xp.log(v)
 
 
 def _bernoulli_logits(dist):
     """``(logits, probs, 1 - probs)`` per flattened coordinate, shape ``(d,)``, and the parameter
-    name; raises for a non-Bernoulli or for probabilities at 0 or 1 under ``Bernoulli(probs)``."""
+    name; raises for a non-Bernoulli or for probabilities at 0 or 1 under ``Bernoulli(probs)``.
+    Arrays of the distribution's namespace."""
     if not isinstance(dist, Bernoulli):
         raise TypeError(f"this estimator takes a Bernoulli or BernoulliLogits, got {type(dist).__name__}")
     ev = dist.event_shape
     d = dist.event_size
+    xp = dist.xp
+    sp = special(xp)
     if isinstance(dist, BernoulliLogits):
-        lg = np.broadcast_to(dist.params["logits"], ev).reshape(d).astype(float)
-        return lg, _sp.expit(lg), _sp.expit(-lg), "logits"
-    p = np.broadcast_to(dist.params["probs"], ev).reshape(d).astype(float)
-    if np.any((p <= 0.0) | (p >= 1.0)):
+        lg = xp.astype(xp.reshape(xp.broadcast_to(dist.params["logits"], ev), (d,)), xp.float64)
+        return lg, sp.expit(lg), sp.expit(-lg), "logits"
+    p = xp.astype(xp.reshape(xp.broadcast_to(dist.params["probs"], ev), (d,)), xp.float64)
+    if bool(xp.any((p <= 0.0) | (p >= 1.0))):
         raise ValueError("Bernoulli(probs): the logit chain rule d l / d pi = 1/(pi (1 - pi)) needs 0 < probs < 1")
-    return _sp.logit(p), p, 1.0 - p, "probs"
+    return sp.logit(p), p, 1.0 - p, "probs"
 
 
 def _finish_bernoulli(dist, name, g_logit, p, q):
     """Logit gradients ``(S, d)`` -> the distribution's parameter (chain rule for probs)."""
     S = g_logit.shape[0]
     g = g_logit if name == "logits" else g_logit / (p * q)
-    return {name: dist._reduce_to_param(name, g.reshape(S, *dist.event_shape), 1)}
+    return {name: dist._reduce_to_param(name, namespace(g).reshape(g, (S, *dist.event_shape)), 1)}
 
 
 def _fvals(f, z):
-    return np.asarray(f(z), dtype=float).reshape(z.shape[0])
+    """``f(z)``, shape ``(S,)``, in the namespace of ``z`` (``f`` runs on the host for now)."""
+    xp = namespace(z)
+    return xp.reshape(call_host(f, z, xp=xp, dtype=float), (z.shape[0],))
 
 
 def _fgrad(f, z):
-    return np.asarray(f.gradient(z), dtype=float).reshape(z.shape)
+    xp = namespace(z)
+    return xp.reshape(call_host(f.gradient, z, xp=xp, dtype=float), z.shape)
+
+
+def _as_float(xp, b):
+    return xp.astype(b, xp.float64)
 
 
 # ----------------------------------------------------------------------------------------------
 # ARM and DisARM
 # ----------------------------------------------------------------------------------------------
-@register("arm")
+@register("arm", array_api=True)
 def arm(dist, f, n_samples: int, rng):
     """ARM, the Augment-REINFORCE-Merge estimator (M. Yin and M. Zhou, 2019, "ARM:
     Augment-REINFORCE-Merge gradient estimator for binary latent variables", ICLR).
@@ -131,16 +151,24 @@ def arm(dist, f, n_samples: int, rng):
     ``Bernoulli(probs)`` the estimate is divided by ``pi (1 - pi)``.
     """
     n = _check_n(n_samples)
+    _bernoulli_logits(dist)
+    return arm_at(dist, f, generator(dist.xp, rng).random((n, dist.event_size)))
+
+
+def arm_at(dist, f, u):
+    """The per-sample ARM estimates for given uniforms ``u`` of shape ``(S, d)`` (``d`` the number
+    of coordinates): what :func:`arm` returns after drawing ``u``."""
     f = _as_function(f)
     lg, p, q, name = _bernoulli_logits(dist)
-    u = as_generator(rng).random((n, lg.size))
-    b1 = (u > q).astype(float)
-    b2 = (u < p).astype(float)
+    xp = dist.xp
+    u = asarray(u, xp, xp.float64)
+    b1 = _as_float(xp, u > q)
+    b2 = _as_float(xp, u < p)
     g = (_fvals(f, b1) - _fvals(f, b2))[:, None] * (u - 0.5)
     return _finish_bernoulli(dist, name, g, p, q)
 
 
-@register("disarm")
+@register("disarm", array_api=True)
 def disarm(dist, f, n_samples: int, rng):
     """DisARM (Z. Dong, A. Mnih and G. Tucker, 2020, "DisARM: An antithetic gradient estimator for
     binary latent variables", NeurIPS): ARM with the uniform noise integrated out analytically
@@ -156,12 +184,21 @@ def disarm(dist, f, n_samples: int, rng):
     Rao-Blackwellisation argument of the paper).  ``Bernoulli(probs)``: divided by ``pi (1 - pi)``.
     """
     n = _check_n(n_samples)
+    _bernoulli_logits(dist)
+    return disarm_at(dist, f, generator(dist.xp, rng).random((n, dist.event_size)))
+
+
+def disarm_at(dist, f, u):
+    """The per-sample DisARM estimates for given uniforms ``u`` of shape ``(S, d)``: what
+    :func:`disarm` returns after drawing ``u``."""
     f = _as_function(f)
     lg, p, q, name = _bernoulli_logits(dist)
-    u = as_generator(rng).random((n, lg.size))
-    b = (u < p).astype(float)
-    bt = (u > q).astype(float)  # 1 - u < p
-    w = np.where(b != bt, np.where(bt == 1.0, -1.0, 1.0), 0.0) * np.maximum(p, q)  # sigma(|l|)
+    xp = dist.xp
+    u = asarray(u, xp, xp.float64)
+    b = _as_float(xp, u < p)
+    bt = _as_float(xp, u > q)  # 1 - u < p
+    sign = 1.0 - 2.0 * bt  # -1 where bt = 1, else +1
+    w = xp.where(b != bt, sign, 0.0) * xp.maximum(p, q)  # sigma(|l|)
     g = 0.5 * (_fvals(f, b) - _fvals(f, bt))[:, None] * w
     return _finish_bernoulli(dist, name, g, p, q)
 
@@ -182,45 +219,51 @@ def _categorical_logits(dist):
     """``(logits (d, K), name)``; Categorical(probs) uses ``log pi`` (requires ``pi > 0``)."""
     K = dist.num_categories
     d = dist.event_size
+    xp = dist.xp
     if isinstance(dist, CategoricalLogits):
-        return np.broadcast_to(dist.params["logits"], (*dist.event_shape, K)).reshape(d, K).astype(float), "logits"
-    p = dist.probs.reshape(d, K)
-    if np.any(p <= 0.0):
+        lg = xp.reshape(xp.broadcast_to(dist.params["logits"], (*dist.event_shape, K)), (d, K))
+        return xp.astype(lg, xp.float64), "logits"
+    p = xp.reshape(dist.probs, (d, K))
+    if bool(xp.any(p <= 0.0)):
         raise ValueError("Categorical(probs): the relaxation uses log pi and needs every probability > 0")
-    return np.log(p), "probs"
+    return xp.log(p), "probs"
 
 
 def _relaxed(dist, f, n, rng, temperature, hard_forward: bool):
     f = _as_function(f)
     tau = _check_temperature(temperature)
-    rng = as_generator(rng)
     if isinstance(dist, Bernoulli):
         lg, p, q, name = _bernoulli_logits(dist)
-        x = lg + _logit(_open_uniform(rng, (n, lg.size)))
-        s = _sp.expit(x / tau)
-        at = (x > 0).astype(float) if hard_forward else s
-        g = _fgrad(f, at) * (s * _sp.expit(-x / tau) / tau)
+        xp = dist.xp
+        sp = special(xp)
+        rng = generator(xp, rng)
+        x = lg + _logit(_open_uniform(rng, (n, lg.shape[0])))
+        s = sp.expit(x / tau)
+        at = _as_float(xp, x > 0) if hard_forward else s
+        g = _fgrad(f, at) * (s * sp.expit(-x / tau) / tau)
         return _finish_bernoulli(dist, name, g, p, q)
     if isinstance(dist, Categorical):
         th, name = _categorical_logits(dist)
+        xp = dist.xp
+        rng = generator(xp, rng)
         d, K = th.shape
-        gum = -np.log(-np.log(_open_uniform(rng, (n, d, K))))
-        y = _sp.softmax((th + gum) / tau, axis=-1)  # (n, d, K)
-        k = np.arange(K, dtype=float)
-        r = (y * k).sum(axis=-1)  # relaxed index
-        at = np.argmax(th + gum, axis=-1).astype(float) if hard_forward else r
+        gum = -xp.log(-xp.log(_open_uniform(rng, (n, d, K))))
+        y = special(xp).softmax((th + gum) / tau, axis=-1)  # (n, d, K)
+        k = xp.arange(K, dtype=xp.float64)
+        r = xp.sum(y * k, axis=-1)  # relaxed index
+        at = xp.astype(xp.argmax(th + gum, axis=-1), xp.float64) if hard_forward else r
         dr = y * (k - r[..., None]) / tau  # d r_j / d theta_jk
         g = _fgrad(f, at)[..., None] * dr  # (n, d, K) gradient w.r.t. theta
         ev = dist.event_shape
         if name == "logits":
-            return {"logits": g.reshape(n, *ev, K)}
-        pk = dist.probs.reshape(d, K)
+            return {"logits": xp.reshape(g, (n, *ev, K))}
+        pk = xp.reshape(dist.probs, (d, K))
         gp = g / pk
-        return {"probs": (gp[..., :-1] - gp[..., -1:]).reshape(n, *ev, K - 1)}
+        return {"probs": xp.reshape(gp[..., :-1] - gp[..., -1:], (n, *ev, K - 1))}
     raise TypeError(f"the relaxation estimators take Bernoulli or Categorical, got {type(dist).__name__}")
 
 
-@register("gumbel-softmax")
+@register("gumbel-softmax", array_api=True)
 def gumbel_softmax(dist, f, n_samples: int, rng, temperature=None, convention: str | None = None):
     """The Gumbel-softmax / Concrete relaxation estimator (E. Jang, S. Gu and B. Poole, 2017,
     "Categorical reparameterization with Gumbel-softmax"; C. J. Maddison, A. Mnih and Y. W. Teh,
@@ -250,7 +293,7 @@ def gumbel_softmax(dist, f, n_samples: int, rng, temperature=None, convention: s
     return _relaxed(dist, f, _check_n(n_samples), rng, temperature, hard_forward=False)
 
 
-@register("straight-through")
+@register("straight-through", array_api=True)
 def straight_through(dist, f, n_samples: int, rng, temperature=None, convention: str | None = None):
     """Straight-through Gumbel-softmax (Y. Bengio, N. Leonard and A. Courville, 2013, "Estimating
     or propagating gradients through stochastic neurons for conditional computation"; in this form
@@ -281,6 +324,8 @@ def relaxed_gradient_1d(dist, f, temperature, method: str = "gumbel-softmax") ->
     with width ``~ tau pi (1 - pi)``).  In the parameter of ``dist`` (logits or probs)."""
     f = _as_function(f)
     tau = _check_temperature(temperature)
+    if isinstance(dist, Bernoulli):
+        dist = dist.to_namespace("numpy")  # scalar quadrature on the host
     lg, p, q, name = _bernoulli_logits(dist)
     if lg.size != 1:
         raise ValueError("relaxed_gradient_1d needs a single Bernoulli coordinate")
@@ -315,6 +360,8 @@ def relaxation_bias(dist, f, temperature, n_samples: int | None = None, rng=None
     from .. import oracle
     from ._base import estimate
 
+    if hasattr(dist, "to_namespace"):
+        dist = dist.to_namespace("numpy")  # the oracle and the quadrature run on the host
     exact = oracle.gradient(dist, f, dps=None).to_float()
     if n_samples is None:
         name = dist.parameters[0].name
@@ -330,7 +377,7 @@ def relaxation_bias(dist, f, temperature, n_samples: int | None = None, rng=None
 def _rebar_noise(lg, p, q, n, rng):
     """``x = l + logit(u)``, ``b = H(x)``, the conditional draw ``xt ~ x | b`` from fresh noise
     ``v`` and ``dxt / dl`` (with ``v`` and ``b`` held fixed)."""
-    d = lg.size
+    d = lg.shape[0]
     u = _open_uniform(rng, (n, d))
     v = _open_uniform(rng, (n, d))
     return rebar_noise_from(lg, p, q, u, v)
@@ -339,13 +386,14 @@ def _rebar_noise(lg, p, q, n, rng):
 def rebar_noise_from(lg, p, q, u, v):
     """:func:`_rebar_noise` at given uniforms ``u, v`` in ``(0, 1)`` (shape ``(n, d)``): the
     map used for exact integration over the noise."""
+    xp = namespace(u, v, lg)
     x = lg + _logit(u)
-    b = (x > 0).astype(float)
+    b = _as_float(xp, x > 0)
     # x | b=0 is l + logit(v q) (v q < q = 1 - p); x | b=1 is l + logit(q + v p)
-    vp = np.where(b == 1.0, q + v * p, v * q)
-    one_m = np.where(b == 1.0, p * (1.0 - v), 1.0 - v * q)
+    vp = xp.where(b == 1.0, q + v * p, v * q)
+    one_m = xp.where(b == 1.0, p * (1.0 - v), 1.0 - v * q)
     xt = lg + _logit(vp, one_m)
-    dvp_dp = np.where(b == 1.0, v - 1.0, -v)  # d vp / d p
+    dvp_dp = xp.where(b == 1.0, v - 1.0, -v)  # d vp / d p
     dxt = 1.0 + p * q * dvp_dp / (vp * one_m)
     return x, b, xt, dxt
 
@@ -364,11 +412,20 @@ class RelaxSurrogate:
     b2: float
     history: list = field(default_factory=list, repr=False)
 
+    def in_namespace(self, xp) -> "RelaxSurrogate":
+        """The surrogate with its weights in namespace ``xp`` (``self`` when they are already)."""
+        if namespace(self.W1) is xp:
+            return self
+        conv = {k: asarray(getattr(self, k), xp, xp.float64) for k in ("W1", "b1", "w2")}
+        return RelaxSurrogate(self.temperature, self.eta, b2=self.b2, history=self.history, **conv)
+
     def _parts(self, f, x):
         tau = self.temperature
-        s = _sp.expit(x / tau)
-        qd = s * _sp.expit(-x / tau) / tau  # ds/dx
-        h = np.tanh(s @ self.W1.T + self.b1)  # (n, H)
+        xp = namespace(x)
+        sp = special(xp)
+        s = sp.expit(x / tau)
+        qd = s * sp.expit(-x / tau) / tau  # ds/dx
+        h = xp.tanh(s @ self.W1.T + self.b1)  # (n, H)
         a = self.w2 * (1.0 - h * h)
         fv = _fvals(f, s)
         fg = _fgrad(f, s)
@@ -391,38 +448,41 @@ def rebar_at(f, lg, p, q, x, b, xt, dxt, cv):
 def _sum_w_dD(cv, P, w):
     """``sum_j w_j d D_j / d phi`` per sample for ``phi = (eta, W1, b1, w2)``."""
     qd, s, h, a = P["qd"], P["s"], P["h"], P["a"]
+    xp = namespace(s)
     wq = w * qd  # (n, d)
     m = wq @ cv.W1.T  # (n, H)
     e = -2.0 * cv.w2 * h * (1.0 - h * h)
     return dict(
-        eta=(w * P["fg"] * qd).sum(axis=1),
+        eta=xp.sum(w * P["fg"] * qd, axis=1),
         W1=a[:, :, None] * wq[:, None, :] + (m * e)[:, :, None] * s[:, None, :],
         b1=m * e,
         w2=m * (1.0 - h * h),
-        b2=np.zeros(len(s)),
+        b2=xp.zeros((s.shape[0],), dtype=xp.float64),
     )
 
 
 def _dc(cv, P):
     """``d c / d phi`` per sample."""
+    xp = namespace(P["s"])
     return dict(eta=P["fv"], W1=P["a"][:, :, None] * P["s"][:, None, :], b1=P["a"], w2=P["h"],
-                b2=np.ones(len(P["s"])))
+                b2=xp.ones((P["s"].shape[0],), dtype=xp.float64))
 
 
 def relax_variance_gradient(f, lg, p, q, x, b, xt, dxt, cv):
     """``(mean_s sum_j g_j^2, {phi: d/dphi of it})`` -- the gradient of the single-sample variance
     (``E[g]`` does not depend on ``phi``, the estimator being unbiased for every ``phi``)."""
     g, P, Pt = rebar_at(f, lg, p, q, x, b, xt, dxt, cv)
+    xp = namespace(g)
     R = 2.0 * g
-    w_score = (R * (b - p)).sum(axis=1)
+    w_score = xp.sum(R * (b - p), axis=1)
     A = _sum_w_dD(cv, P, R)
     B = _sum_w_dD(cv, Pt, R * dxt)
     C = _dc(cv, Pt)
     grads = {}
     for k in A:
         shape = (-1,) + (1,) * (A[k].ndim - 1)
-        grads[k] = (A[k] - B[k] - w_score.reshape(shape) * C[k]).mean(axis=0)
-    return float((g * g).sum(axis=1).mean()), grads
+        grads[k] = xp.mean(A[k] - B[k] - xp.reshape(w_score, shape) * C[k], axis=0)
+    return float(xp.mean(xp.sum(g * g, axis=1))), grads
 
 
 def fit_relax_surrogate(dist, f, rng, temperature: float = 0.5, hidden: int = 8, n_steps: int = 300,
@@ -432,25 +492,31 @@ def fit_relax_surrogate(dist, f, rng, temperature: float = 0.5, hidden: int = 8,
     fresh draws each.  The first layer starts at small random weights (``rng``), the output at 0,
     ``eta`` at ``eta0``; ``history`` records the batch mean of ``sum_j g_j^2`` per step."""
     f = _as_function(f)
-    rng = as_generator(rng)
     lg, p, q, _ = _bernoulli_logits(dist)
-    d = lg.size
+    xp = dist.xp
+    rng = generator(xp, rng)
+    d = lg.shape[0]
     cv = RelaxSurrogate(float(_check_temperature(temperature)), float(eta0),
-                        rng.normal(0.0, 1.0 / math.sqrt(d), (hidden, d)), np.zeros(hidden), np.zeros(hidden), 0.0)
+                        rng.normal(0.0, 1.0 / math.sqrt(d), (hidden, d)), xp.zeros((hidden,), dtype=xp.float64),
+                        xp.zeros((hidden,), dtype=xp.float64), 0.0)
     names = ("eta", "W1", "b1", "w2", "b2")
-    m1 = {k: np.zeros_like(np.asarray(getattr(cv, k), dtype=float)) for k in names}
-    m2 = {k: np.zeros_like(v) for k, v in m1.items()}
+
+    def arr(v):
+        return xp.asarray(v, dtype=xp.float64)
+
+    m1 = {k: xp.zeros_like(arr(getattr(cv, k))) for k in names}
+    m2 = {k: xp.zeros_like(v) for k, v in m1.items()}
     beta1, beta2, eps = 0.9, 0.999, 1e-8
     for t in range(1, n_steps + 1):
         noise = _rebar_noise(lg, p, q, batch_size, rng)
         val, grads = relax_variance_gradient(f, lg, p, q, *noise, cv)
         cv.history.append(val)
         for k in names:
-            gk = np.asarray(grads[k], dtype=float)
+            gk = arr(grads[k])
             m1[k] = beta1 * m1[k] + (1 - beta1) * gk
             m2[k] = beta2 * m2[k] + (1 - beta2) * gk * gk
-            step = lr * (m1[k] / (1 - beta1**t)) / (np.sqrt(m2[k] / (1 - beta2**t)) + eps)
-            new = np.asarray(getattr(cv, k), dtype=float) - step
+            step = lr * (m1[k] / (1 - beta1**t)) / (xp.sqrt(m2[k] / (1 - beta2**t)) + eps)
+            new = arr(getattr(cv, k)) - step
             setattr(cv, k, float(new) if new.ndim == 0 else new)
     return cv
 
@@ -459,13 +525,14 @@ def relax_at(dist, f, cv: RelaxSurrogate, n: int, rng):
     """Per-sample RELAX estimates (w.r.t. the parameter of ``dist``) with a given surrogate."""
     f = _as_function(f)
     lg, p, q, name = _bernoulli_logits(dist)
-    if cv.W1.shape[1] != lg.size:
-        raise ValueError(f"the surrogate was fitted for d = {cv.W1.shape[1]}, the distribution has d = {lg.size}")
-    g, _, _ = rebar_at(f, lg, p, q, *_rebar_noise(lg, p, q, n, as_generator(rng)), cv)
+    if cv.W1.shape[1] != lg.shape[0]:
+        raise ValueError(f"the surrogate was fitted for d = {cv.W1.shape[1]}, the distribution has d = {lg.shape[0]}")
+    cv = cv.in_namespace(dist.xp)
+    g, _, _ = rebar_at(f, lg, p, q, *_rebar_noise(lg, p, q, n, generator(dist.xp, rng)), cv)
     return _finish_bernoulli(dist, name, g, p, q)
 
 
-@register("rebar")
+@register("rebar", array_api=True)
 def rebar(dist, f, n_samples: int, rng, eta: float = 1.0, temperature: float = 0.5):
     """REBAR (G. Tucker, A. Mnih, C. J. Maddison, D. Lawson and J. Sohl-Dickstein, 2017, "REBAR:
     Low-variance, unbiased gradient estimates for discrete latent variable models", NeurIPS).
@@ -487,11 +554,13 @@ def rebar(dist, f, n_samples: int, rng, eta: float = 1.0, temperature: float = 0
     _bernoulli_logits(dist)
     f = _as_function(f)
     d = dist.event_size
-    cv = RelaxSurrogate(_check_temperature(temperature), float(eta), np.zeros((1, d)), np.zeros(1), np.zeros(1), 0.0)
+    xp = dist.xp
+    z1 = xp.zeros((1,), dtype=xp.float64)
+    cv = RelaxSurrogate(_check_temperature(temperature), float(eta), xp.zeros((1, d), dtype=xp.float64), z1, z1, 0.0)
     return relax_at(dist, f, cv, _check_n(n_samples), rng)
 
 
-@register("relax")
+@register("relax", array_api=True)
 def relax(dist, f, n_samples: int, rng, surrogate: RelaxSurrogate | None = None, **fit_options):
     """RELAX (W. Grathwohl, D. Choi, Y. Wu, G. Roeder and D. Duvenaud, 2018, "Backpropagation
     through the void: optimizing control variates for black-box gradient estimation", ICLR), for
