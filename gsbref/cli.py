@@ -1,8 +1,15 @@
-"""Command line: ``gsbref truth`` prints the oracle's exact E[f] and gradient.
+"""Command line: ``gsbref verify`` runs the verification suite; ``gsbref truth`` prints the
+oracle's exact E[f] and gradient.
 
+    gsbref verify --quick --out report/          # report.md, report.json, figures; exit 1 on failure
+    gsbref verify --full --workers 8 --out report/
+    gsbref verify --full --scheduler tcp://host:8786 --out report/     (Dask)
     gsbref truth --dist "Gamma(shape=2.5, scale=0.7)" --f "sum(softplus(z))" --dps 40
     gsbref truth --case gamma-toy2 --json
     gsbref truth --list
+
+The suite lives in the top-level package ``verification`` (same distribution); it is imported only
+inside the ``verify`` subcommand, so ``import gsbref`` never loads it.
 
 Constants of the formula are given as ``--const NAME=VALUE`` with VALUE a Python literal (a number
 or a nested list).  ``--method`` picks an oracle method (default ``auto``); ``--all-methods``
@@ -154,9 +161,69 @@ def _truth(args) -> int:
     return 0
 
 
+#: array backends ``gsbref verify --backend`` accepts (CuPy support is another issue)
+BACKENDS = ("numpy", "cupy")
+_BUILT_BACKENDS = ("numpy",)
+
+
+def _positive_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _verify(args) -> int:
+    if args.backend not in _BUILT_BACKENDS:
+        raise ValueError(f"--backend {args.backend}: CuPy support is not built yet; available: {list(_BUILT_BACKENDS)}")
+    import verification  # lazy: the suite is a consumer of the library (see verification/__init__.py)
+    from verification.runner import DEFAULT_ALPHA
+
+    if args.list:
+        for r in verification.rows("full" if args.full else "quick", args.rows):
+            print(f"{r.id:60s} {r.target:10s} {','.join(r.checks)}")
+        return 0
+    mode = "full" if args.full else "quick"
+    res = verification.run(mode=mode, seed=args.seed, alpha=args.alpha if args.alpha is not None else DEFAULT_ALPHA,
+                           workers=args.workers, scheduler=args.scheduler, plugins=args.plugin or (),
+                           pattern=args.rows, out=args.out, figures=not args.no_figures,
+                           progress=False if args.quiet else None, backend=args.backend)
+    s = res.data["summary"]
+    if not args.quiet:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(s["status_counts"].items()))
+        print(f"gsbref verify --{mode}: {s['rows']} rows ({counts}); power {s['power_caught']}/{s['power_total']} "
+              f"wrong variants caught; {res.data['timing']['wall_seconds']:.1f} s")
+        if args.out:
+            print(f"report: {res.paths['md']}")
+    if res.exit_code:
+        for rid in s["failed_rows"]:
+            print(f"gsbref verify: FAILED {rid}", file=sys.stderr)
+        for v in s["missed_variants"]:
+            print(f"gsbref verify: wrong variant NOT CAUGHT {v}", file=sys.stderr)
+    return res.exit_code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gsbref", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    v = sub.add_parser("verify", help="run the verification suite and write the report")
+    size = v.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="the CI sweep (default; < 3 minutes on 2 cores)")
+    size.add_argument("--full", action="store_true", help="every row, larger samples (long)")
+    v.add_argument("--out", help="directory for report.md, report.json and the figures")
+    v.add_argument("--backend", default="numpy", choices=BACKENDS, help="array backend (numpy only for now)")
+    v.add_argument("--workers", type=_positive_int, default=None, help="processes (default: CPU count; 1: serial)")
+    v.add_argument("--scheduler", help="a Dask scheduler address (runs the cases on that cluster)")
+    v.add_argument("--seed", type=int, default=None, help="base seed (per-row seeds derive from it)")
+    v.add_argument("--alpha", type=float, default=None, help="overall false-alarm rate of the run (default 1e-3)")
+    v.add_argument("--plugin", action="append", metavar="MODULE:CALLABLE", help="extra rows and estimators")
+    v.add_argument("--rows", metavar="TEXT", help="only the rows whose id contains TEXT")
+    v.add_argument("--list", action="store_true", help="list the rows and exit")
+    v.add_argument("--no-figures", action="store_true", help="skip the figures and the toy-problem curves")
+    v.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
     t = sub.add_parser("truth", help="exact E[f] and its gradient (the oracle)")
     t.add_argument("--dist", help='a distribution, e.g. "Gamma(shape=2.5, scale=0.7)"')
     t.add_argument("--f", help='a formula, e.g. "sum(softplus(z))"')
@@ -172,6 +239,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "truth":
             return _truth(args)
+        if args.command == "verify":
+            if args.seed is None:
+                from verification.runner import DEFAULT_SEED
+
+                args.seed = DEFAULT_SEED
+            return _verify(args)
     except (ValueError, TypeError, KeyError) as exc:
         print(f"gsbref: error: {exc}", file=sys.stderr)
         return 2

@@ -34,7 +34,8 @@ from typing import Any, Callable
 import numpy as np
 from scipy import stats
 
-__all__ = ["UnbiasednessResult", "assert_unbiased", "assert_close_to_truth", "power", "exact_gradient"]
+__all__ = ["UnbiasednessResult", "assert_unbiased", "batch_means_test", "holm", "required_samples",
+           "assert_close_to_truth", "power", "exact_gradient"]
 
 DEFAULT_BATCHES = 30
 
@@ -67,6 +68,24 @@ class UnbiasednessResult:
     def passed(self) -> bool:
         return self.max_abs_t <= self.critical
 
+    @property
+    def components(self) -> int:
+        """Number of scalar comparisons (gradient components) in the test."""
+        return sum(max(1, int(np.size(v))) for v in self.t.values())
+
+    @property
+    def p_values(self) -> dict:
+        """Two-sided p-value of every component's t statistic (Student t, ``batches - 1`` degrees
+        of freedom), unadjusted: ``{name: array with the parameter's shape}``."""
+        return {k: 2.0 * stats.t.sf(np.abs(np.asarray(v, dtype=float)), self.batches - 1) for k, v in self.t.items()}
+
+    @property
+    def p_value(self) -> float:
+        """The test's p-value over all components (Bonferroni: ``min(1, components * min p)``);
+        the test fails exactly when this is below ``false_alarm`` (up to rounding of ``critical``)."""
+        pmin = min((float(np.min(v)) for v in self.p_values.values() if np.size(v)), default=1.0)
+        return min(1.0, self.components * pmin)
+
     def report(self) -> str:
         lines = [f"n = {self.n_samples} samples in {self.batches} batches; two-sided t critical value "
                  f"{self.critical:.3f} (false-alarm {self.false_alarm:g}, Bonferroni over components)"]
@@ -79,14 +98,17 @@ class UnbiasednessResult:
         return "\n".join(lines)
 
 
-def _batch_t(samples: np.ndarray, truth: np.ndarray, batches: int):
+def _batch_t(samples: np.ndarray, truth: np.ndarray, batches: int, se_floor: np.ndarray | float = 0.0,
+             allowance: np.ndarray | float = 0.0):
     n = samples.shape[0]
     m = n // batches
     used = samples[: m * batches].reshape(batches, m, *samples.shape[1:])
     bm = used.mean(axis=1)
     mean = bm.mean(axis=0)
-    se = bm.std(axis=0, ddof=1) / np.sqrt(batches)
+    se = np.maximum(bm.std(axis=0, ddof=1) / np.sqrt(batches), se_floor)
     diff = mean - truth
+    if np.any(np.asarray(allowance) > 0):
+        diff = np.sign(diff) * np.maximum(np.abs(diff) - allowance, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(se > 0, diff / np.where(se > 0, se, 1.0), np.where(diff == 0, 0.0, np.inf))
     return samples.mean(axis=0), t, se
@@ -101,6 +123,61 @@ def _run(estimator: Callable, dist, f, n_samples: int, rng: Any):
 
     out = estimator(dist, f, n_samples, as_generator(rng))
     return {k: np.asarray(v, dtype=float) for k, v in out.items()}
+
+
+def batch_means_test(samples: dict, truth: dict, *, false_alarm: float = 1e-6, batches: int = DEFAULT_BATCHES,
+                     se_floor_rtol: float = 0.0, allowance: dict | None = None) -> UnbiasednessResult:
+    """The batch-means t-test of :func:`assert_unbiased` on per-sample estimates already drawn.
+
+    ``samples``: ``{name: (n, *shape)}``; ``truth``: ``{name: array of that shape}`` (the value the
+    estimator is supposed to estimate -- the exact gradient, or a known biased target).  Returns the
+    :class:`UnbiasednessResult` (``.passed``, ``.p_values``, ``.p_value``) without raising; raises
+    ``AssertionError`` only for malformed samples (wrong parameters or shapes, non-finite values).
+
+    ``se_floor_rtol``: a component's standard error is taken as at least ``se_floor_rtol`` times
+    the magnitude of the problem -- the largest ``|truth|`` or mean ``|samples|`` over all components
+    of all parameters (float rounding in an estimator is relative to the magnitudes it computes
+    with, not to a component that happens to vanish).  For deterministic estimators (zero variance,
+    e.g. the Dirac rule) the test then becomes a relative-precision check at that level instead of
+    demanding bit-equality (0 keeps the plain t-test).  ``allowance``: ``{name: array}``, a known bound on a
+    bias that is accepted (e.g. a quadrature error bounded separately); the deviation is shrunk
+    towards 0 by it before the t statistic is formed.
+
+    >>> rng = np.random.default_rng(0)
+    >>> r = batch_means_test({"a": 1.0 + rng.standard_normal((3000, 2))}, {"a": np.ones(2)})
+    >>> r.passed, r.components, bool(0 < r.p_value <= 1)
+    (True, 2, True)
+    """
+    if not (0 < false_alarm < 1):
+        raise ValueError(f"false_alarm must lie in (0, 1), got {false_alarm!r}")
+    if not (se_floor_rtol >= 0):
+        raise ValueError(f"se_floor_rtol must be >= 0, got {se_floor_rtol!r}")
+    samples = {k: np.asarray(v, dtype=float) for k, v in samples.items()}
+    if set(samples) != set(truth):
+        raise AssertionError(f"estimator returned parameters {sorted(samples)}, expected {sorted(truth)}")
+    n_samples = min(s.shape[0] for s in samples.values())
+    if batches < 2 or n_samples < 2 * batches:
+        raise ValueError(f"need batches >= 2 and n_samples >= 2 * batches, got {batches} and {n_samples}")
+    est, tt = {}, {}
+    comps = 0
+    for k, s in samples.items():
+        tr = np.asarray(truth[k], dtype=float)
+        if s.shape[1:] != tr.shape:
+            raise AssertionError(f"d/d{k}: per-sample shape {s.shape[1:]} differs from the truth's {tr.shape}")
+        if not np.all(np.isfinite(s)):
+            bad = int(np.sum(~np.isfinite(s)))
+            raise AssertionError(f"d/d{k}: {bad} non-finite per-sample estimates out of {s.size}")
+    magnitude = max(max(float(np.max(np.abs(np.asarray(truth[k], float)), initial=0.0)),
+                        float(np.max(np.abs(s).mean(axis=0), initial=0.0))) for k, s in samples.items())
+    for k, s in samples.items():
+        tr = np.asarray(truth[k], dtype=float)
+        floor = se_floor_rtol * magnitude
+        allow = 0.0 if allowance is None else np.asarray(allowance.get(k, 0.0), dtype=float)
+        est[k], tt[k], _ = _batch_t(s, tr, batches, floor, allow)
+        comps += max(1, tr.size)
+    crit = _critical(false_alarm, comps, batches)
+    return UnbiasednessResult(est, {k: np.asarray(v, float) for k, v in truth.items()}, tt, n_samples, batches,
+                              crit, false_alarm)
 
 
 def assert_unbiased(estimator: Callable, dist, f, *, n_samples: int, rng: Any, false_alarm: float = 1e-6,
@@ -120,27 +197,57 @@ def assert_unbiased(estimator: Callable, dist, f, *, n_samples: int, rng: Any, f
     if truth is None:
         truth = exact_gradient(dist, f, dps=dps, **(oracle_kwargs or {}))
     samples = _run(estimator, dist, f, n_samples, rng)
-    if set(samples) != set(truth):
-        raise AssertionError(f"estimator returned parameters {sorted(samples)}, expected {sorted(truth)}")
-    est, tt = {}, {}
-    comps = 0
-    for k, s in samples.items():
-        tr = np.asarray(truth[k], dtype=float)
-        if s.shape[1:] != tr.shape:
-            raise AssertionError(f"d/d{k}: per-sample shape {s.shape[1:]} differs from the truth's {tr.shape}")
-        if not np.all(np.isfinite(s)):
-            bad = int(np.sum(~np.isfinite(s)))
-            raise AssertionError(f"d/d{k}: {bad} non-finite per-sample estimates out of {s.size}")
-        est[k], tt[k], _ = _batch_t(s, tr, batches)
-        comps += max(1, tr.size)
-    crit = _critical(false_alarm, comps, batches)
-    res = UnbiasednessResult(est, {k: np.asarray(v, float) for k, v in truth.items()}, tt, n_samples, batches,
-                             crit, false_alarm)
+    res = batch_means_test(samples, truth, false_alarm=false_alarm, batches=batches)
     if not res.passed:
         err = AssertionError("estimator is biased (or its variance is infinite):\n" + res.report())
         err.result = res
         raise err
     return res
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjusted p-values (same order as the input).
+
+    Rejecting every hypothesis whose adjusted p-value is ``<= alpha`` controls the family-wise
+    error rate at ``alpha`` under any dependence between the tests; it rejects everything
+    Bonferroni rejects, and possibly more.
+
+    >>> holm([0.01, 0.04, 0.03]).tolist()     # sorted: 0.01*3, max(0.03*2, 0.03), max(0.04, 0.06)
+    [0.03, 0.06, 0.06]
+    """
+    p = np.asarray(p_values, dtype=float).reshape(-1)
+    if np.any((p < 0) | (p > 1) | np.isnan(p)):
+        raise ValueError("p-values must lie in [0, 1]")
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    adj = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    out = np.empty(m)
+    out[order] = adj
+    return out
+
+
+def required_samples(sd, shift, *, false_alarm: float, components: int = 1, batches: int = DEFAULT_BATCHES,
+                     detect: float = 0.999) -> int:
+    """Samples at which the batch-means test (``false_alarm`` over ``components``) detects a mean
+    shift ``shift`` of an estimator with single-sample standard deviation ``sd`` with probability
+    at least ``detect`` (normal approximation of the batch means; the t quantiles with
+    ``batches - 1`` degrees of freedom account for the estimated standard error).  Where several
+    components are given, the most detectable one decides.
+
+    >>> required_samples(1.0, 0.1, false_alarm=1e-3) > required_samples(1.0, 0.2, false_alarm=1e-3)
+    True
+    """
+    sd = np.asarray(sd, dtype=float).reshape(-1)
+    shift = np.abs(np.asarray(shift, dtype=float)).reshape(-1)
+    crit = _critical(false_alarm, components, batches) + float(stats.t.ppf(detect, batches - 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snr = np.where(sd > 0, shift / np.where(sd > 0, sd, 1.0), np.where(shift > 0, np.inf, 0.0))
+    best = float(np.max(snr)) if snr.size else 0.0
+    if best == 0.0:
+        raise ValueError("the shift is zero in every component: no sample size detects it")
+    if not np.isfinite(best):
+        return 2 * batches
+    return max(2 * batches, int(np.ceil((crit / best) ** 2)))
 
 
 def power(estimator: Callable, dist, f, *, n_samples: int, rng: Any, false_alarm: float = 1e-6,
