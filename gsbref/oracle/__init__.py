@@ -37,7 +37,7 @@ from ..distributions._base import Distribution, Factorized
 from ._results import OracleGradient, OracleValue, to_float
 
 __all__ = ["expectation", "gradient", "methods", "truncation_bias", "best_order", "OracleValue",
-           "OracleGradient", "to_float"]
+           "OracleGradient", "to_float", "implicit_derivative"]
 
 #: extra decimal digits carried internally beyond the requested ``dps``
 GUARD_DIGITS = 10
@@ -206,3 +206,4 @@ def gradient(dist: Distribution, f: Any, dps: int | None = 30, method: str = "au
 
 
 from .truncation import best_order, truncation_bias  # noqa: E402  (uses gradient() above)
+from .implicit import implicit_derivative  # noqa: E402
