@@ -7,6 +7,8 @@ oracle's exact E[f] and gradient.
     gsbref truth --dist "Gamma(shape=2.5, scale=0.7)" --f "sum(softplus(z))" --dps 40
     gsbref truth --case gamma-toy2 --json
     gsbref truth --list
+    gsbref truth --export docs/results/golden    # golden tables other projects can vendor
+    gsbref check torch --out report/             # conformance of torch (or jax) against the oracle
 
 The suite lives in the top-level package ``verification`` (same distribution); it is imported only
 inside the ``verify`` subcommand, so ``import gsbref`` never loads it.
@@ -207,8 +209,22 @@ def _verify(args) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # the conformance commands parse their own options (gsbref.conformance imports torch/jax lazily)
+    if argv[:1] == ["check"]:
+        from .conformance import main_check
+
+        return main_check(argv[1:])
+    if argv[:1] == ["truth"] and "--export" in argv:
+        from .conformance import main_export
+
+        rest = argv[1:]
+        rest.remove("--export")
+        return main_export(rest)
     parser = argparse.ArgumentParser(prog="gsbref", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("check", help="conformance of torch / jax estimators against the oracle "
+                                 "(gsbref check torch|jax --help)")
     v = sub.add_parser("verify", help="run the verification suite and write the report")
     size = v.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="the CI sweep (default; < 3 minutes on 2 cores)")
@@ -235,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--all-methods", action="store_true", help="run every applicable method and compare")
     t.add_argument("--convention", default=None, help="Categorical probabilities: reference-last (default) or free")
     t.add_argument("--json", action="store_true", help="machine-readable output")
+    t.add_argument("--export", metavar="DIR", nargs="?",
+                   help="write the catalog's golden tables to DIR (gsbref truth --export --help)")
     args = parser.parse_args(argv)
     try:
         if args.command == "truth":

@@ -1,0 +1,185 @@
+"""Check (a): a library's per-sample pathwise derivatives ``dz/dtheta`` against exact values.
+
+Quantities (``QUANTITIES[library]``), each a library formula evaluated at chosen points:
+
+``gamma.shape``     dz/dk of a standard Gamma(k, 1) sample at z (torch ``_standard_gamma_grad``,
+                    JAX ``lax.random_gamma_grad``); exact: ``gsbref.special.gamma_dz_dshape``.
+``beta.alpha``,     dz/da, dz/db of a Beta(a, b) sample at z along torch's transport
+``beta.beta``       (``_Dirichlet_backward``; the inverse-CDF derivative); exact:
+                    ``gsbref.special.beta_dz_dparams``.  The Dirichlet backward is the same
+                    function of the Beta marginals, so this also covers ``Dirichlet.rsample``.
+``loggamma.shape``  JAX: d log z / dk in log space (the tangent of ``jax.random.loggamma``, the
+                    path of ``jax.random.beta`` and ``dirichlet``); exact: ``dz/dk / z``.
+
+Error measure per point: ``|lib - exact| / |exact|`` (the libraries' values are rounded results of
+``dtype`` arithmetic at ``dtype`` inputs, the exact value is taken at the same inputs); a point
+whose result is NaN or infinite counts in the NaN/inf rate instead.  A point is *out of tolerance*
+when the relative error exceeds ``sqrt(eps)`` of the dtype (1.5e-8 for float64, 3.5e-4 for
+float32), the deterministic tolerance of the project's verification rules.  Points whose input
+cannot be represented (the quantile underflows to 0 or rounds to 1 in the dtype) are counted
+separately and not evaluated.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _reference as R
+
+SHAPES = tuple(10.0 ** (e / 2) for e in range(-8, 9))  # 1e-4 ... 1e4, half decades
+QUANTILES = (1e-6, 1e-3, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999, 1 - 1e-6)
+SEARCH_RANGE = (1e-6, 1e7)
+
+QUANTITIES = {"torch": ("gamma.shape", "beta.alpha", "beta.beta"),
+              "jax": ("gamma.shape", "loggamma.shape")}
+
+BANDS = ((0.0, 1e-2, "shape<1e-2"), (1e-2, 1.0, "1e-2<=shape<1"), (1.0, 1e2, "1<=shape<1e2"),
+         (1e2, np.inf, "shape>=1e2"))
+
+
+def tolerance(dtype: str) -> float:
+    return float(np.sqrt(R.EPS[dtype]))
+
+
+def band(x: float) -> str:
+    for lo, hi, name in BANDS:
+        if lo <= x < hi:
+            return name
+    return BANDS[-1][2]
+
+
+def tail(u: float) -> str:
+    return "lower tail (u<0.01)" if u < 0.01 else "upper tail (u>0.99)" if u > 0.99 else "bulk"
+
+
+def _evaluate(adapter, quantity: str, dtype: str, shape, other, u):
+    """Points, library values and exact values for one quantity.  ``shape`` is the parameter
+    differentiated (k, or a for beta.alpha, b for beta.beta), ``other`` the second Beta
+    parameter (ignored for gamma)."""
+    shape = R.rnd(shape, dtype)
+    other = R.rnd(other, dtype)
+    if quantity == "gamma.shape":
+        z = R.gamma_points(shape, u, dtype)
+        valid = (z > 0) & np.isfinite(z)
+        zz = np.where(valid, z, 1.0)
+        lib = adapter.gamma_dz_dshape(zz, shape, dtype)
+        ref = R.gamma_dz_dshape(zz, shape)
+        pts = {"k": shape, "z": z}
+    elif quantity == "loggamma.shape":
+        lz = R.log_gamma_points(shape, u, dtype)
+        valid = np.isfinite(lz)
+        ll = np.where(valid, lz, 0.0)
+        lib = adapter.loggamma_dlogz_dshape(ll, shape, dtype)
+        ref = R.dlogz_dshape(ll, shape)
+        pts = {"k": shape, "log_z": lz}
+    elif quantity in ("beta.alpha", "beta.beta"):
+        a, b = (shape, other) if quantity == "beta.alpha" else (other, shape)
+        z = R.beta_points(a, b, u, dtype)
+        valid = (z > 0) & (z < 1)
+        zz = np.where(valid, z, 0.5)
+        la, lb = adapter.beta_dz_dparams(zz, a, b, dtype)
+        ra, rb = R.beta_dz_dparams(zz, a, b)
+        lib, ref = (la, ra) if quantity == "beta.alpha" else (lb, rb)
+        pts = {"a": a, "b": b, "z": z}
+    else:
+        raise ValueError(f"unknown quantity {quantity!r}")
+    valid = valid & np.isfinite(ref)  # no exact value: not evaluated (counted as unrepresentable)
+    with np.errstate(all="ignore"):
+        rel = np.abs(lib - ref) / np.abs(ref)
+    rel = np.where(ref == 0, np.where(lib == 0, 0.0, np.inf), rel)
+    return pts, valid, lib, ref, rel
+
+
+def _region_keys(quantity, shape, other, u):
+    beta = quantity.startswith("beta")
+    return [band(s) + (f", other {band(o).replace('shape', 'param')}" if beta else "") + ", " + tail(uu)
+            for s, o, uu in zip(shape, other, u)]
+
+
+def _summarise(quantity, dtype, shape, other, u, valid, lib, rel, record):
+    """Per region: points, unrepresentable, non-finite, out-of-tolerance counts, the largest
+    finite relative error and the worst point (a non-finite one if any, else the largest error)."""
+    tol = tolerance(dtype)
+    keys = np.asarray(_region_keys(quantity, shape, other, u))
+    finite = np.isfinite(lib)
+    regions = {}
+    for key in sorted(set(keys.tolist())):
+        m = keys == key
+        ev = m & valid
+        nf = ev & ~finite
+        ok = ev & finite
+        r = {"points": int(m.sum()), "unrepresentable": int((m & ~valid).sum()), "nonfinite": int(nf.sum()),
+             "out_of_tol": int((ok & (rel > tol)).sum()),
+             "max_rel_err": float(rel[ok].max()) if ok.any() else None, "worst": None}
+        if nf.any():
+            r["worst"] = record(int(np.flatnonzero(nf)[0]))
+        elif ok.any():
+            r["worst"] = record(int(np.flatnonzero(ok)[np.argmax(rel[ok])]))
+        regions[key] = r
+    return regions
+
+
+def _recorder(pts, S, O, U, lib, ref, rel, dtype):
+    Sr, Or = R.rnd(S, dtype), R.rnd(O, dtype)
+
+    def record(i):
+        return {"shape": float(Sr[i]), "other": float(Or[i]), "u": float(U[i]),
+                **{k: float(v[i]) for k, v in pts.items()}, "lib": float(lib[i]), "exact": float(ref[i]),
+                "rel_err": float(rel[i]) if np.isfinite(lib[i]) else None}
+
+    return record
+
+
+def grid_check(adapter, dtype: str) -> list[dict]:
+    """Every quantity of ``adapter`` on the grid ``SHAPES x QUANTILES`` (Beta: also ``x SHAPES``
+    for the other parameter).  Returns one record per quantity with the heat-map matrix (max
+    relative error over the other Beta parameter; NaN where a non-finite value occurred) and the
+    per-region summary."""
+    out = []
+    for q in QUANTITIES[adapter.NAME]:
+        others = SHAPES if q.startswith("beta") else (1.0,)
+        S, O, U = np.meshgrid(np.asarray(SHAPES), np.asarray(others), np.asarray(QUANTILES), indexing="ij")
+        S, O, U = S.ravel(), O.ravel(), U.ravel()
+        pts, valid, lib, ref, rel = _evaluate(adapter, q, dtype, S, O, U)
+        nonfinite = valid & ~np.isfinite(lib)
+        err = np.where(valid, np.where(nonfinite, np.nan, rel), -1.0).reshape(len(SHAPES), len(others), len(QUANTILES))
+        heat = np.full((len(SHAPES), len(QUANTILES)), -1.0)
+        for i in range(len(SHAPES)):
+            for j in range(len(QUANTILES)):
+                col = err[i, :, j]
+                heat[i, j] = np.nan if np.isnan(col).any() else col.max()
+        record = _recorder(pts, S, O, U, lib, ref, rel, dtype)
+        regions = _summarise(q, dtype, R.rnd(S, dtype), R.rnd(O, dtype), U, valid, lib, rel, record)
+        out.append({"library": adapter.NAME, "dtype": dtype, "quantity": q, "tolerance": tolerance(dtype),
+                    "shapes": list(SHAPES), "quantiles": list(QUANTILES), "heat": heat.tolist(),
+                    "regions": regions, "n_points": int(S.size), "n_valid": int(valid.sum()),
+                    "n_nonfinite": int(nonfinite.sum()),
+                    "n_out_of_tol": int((valid & np.isfinite(lib) & (rel > tolerance(dtype))).sum()),
+                    "records": [record(i) for i in range(S.size) if valid[i]]})
+    return out
+
+
+def random_search(adapter, dtype: str, n: int, rng) -> list[dict]:
+    """Log-uniform parameters over ``SEARCH_RANGE`` and probabilities with uniform log-odds in
+    [-40, 40] (half of the draws) or uniform on (0, 1) (the other half), ``n`` draws per
+    quantity, evaluated like :func:`grid_check`.  Returns one record per quantity with the worst
+    points per region."""
+    from ..distributions._base import as_generator
+
+    rng = as_generator(rng)
+    lo, hi = np.log(SEARCH_RANGE[0]), np.log(SEARCH_RANGE[1])
+    out = []
+    for q in QUANTITIES[adapter.NAME]:
+        S = np.exp(rng.uniform(lo, hi, n))
+        O = np.exp(rng.uniform(lo, hi, n))
+        t = rng.uniform(-40, 40, n)
+        U = np.where(np.arange(n) % 2 == 0, 1 / (1 + np.exp(-t)), rng.uniform(0, 1, n))
+        U = np.clip(U, np.nextafter(0, 1), np.nextafter(1, 0))
+        pts, valid, lib, ref, rel = _evaluate(adapter, q, dtype, S, O, U)
+        record = _recorder(pts, S, O, U, lib, ref, rel, dtype)
+        regions = _summarise(q, dtype, R.rnd(S, dtype), R.rnd(O, dtype), U, valid, lib, rel, record)
+        out.append({"library": adapter.NAME, "dtype": dtype, "quantity": q, "tolerance": tolerance(dtype), "n": n,
+                    "n_valid": int(valid.sum()), "n_nonfinite": int((valid & ~np.isfinite(lib)).sum()),
+                    "n_out_of_tol": int((valid & np.isfinite(lib) & (rel > tolerance(dtype))).sum()),
+                    "regions": regions})
+    return out
