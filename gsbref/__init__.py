@@ -11,13 +11,30 @@ from .functions import Function, as_function, function
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["distributions", "ops", "function", "as_function", "Function", "oracle", *distributions.__all__]
+__all__ = ["distributions", "ops", "function", "as_function", "Function", "oracle", "estimate", "estimators",
+           "special", "testing", "catalog", *distributions.__all__]
+
+# loaded on first use: the oracle pulls in the mpmath quadrature machinery, the estimators their
+# registry; `import gsbref` stays cheap and imports no optional backend
+_LAZY_MODULES = ("oracle", "estimators", "special", "testing", "catalog", "strategies")
+
+
+def estimate(dist, f, method, n_samples, rng, **options):
+    """Per-sample gradient estimates of ``E_{z~dist}[f(z)]``; see :func:`gsbref.estimators.estimate`.
+
+    >>> import gsbref
+    >>> r = gsbref.estimate(gsbref.Gamma(2.0, 0.5), "sum(z)", "gsb-resummed", n_samples=4, rng=0)
+    >>> sorted(r), r["scale"].samples.shape
+    (['scale', 'shape'], (4,))
+    """
+    from .estimators import estimate as _estimate
+
+    return _estimate(dist, f, method, n_samples, rng, **options)
 
 
 def __getattr__(name):
-    # the oracle imports mpmath quadrature machinery; load it on first use
-    if name == "oracle":
+    if name in _LAZY_MODULES:
         import importlib
 
-        return importlib.import_module(".oracle", __name__)
+        return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module 'gsbref' has no attribute {name!r}")
