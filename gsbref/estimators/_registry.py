@@ -1,3 +1,3 @@
 """Importing this module registers every estimator (see :mod:`gsbref.estimators._base`)."""
 
-from . import discrete, discrete_baselines, gsb, resummed, score  # noqa: F401
+from . import discrete, discrete_baselines, grg, gsb, implicit, pathwise, resummed, score  # noqa: F401
