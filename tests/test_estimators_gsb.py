@@ -658,3 +658,116 @@ def test_false_alarm_rate_at_two_sigma():
             total += z.size
     p = 0.05
     assert abs(hits - p * total) <= 4.5 * math.sqrt(total * p * (1 - p)), (hits, total)
+
+
+# ==============================================================================================
+# the fused engine and the summary pass (deterministic, float64)
+# ==============================================================================================
+ENGINE_CASES = [
+    # (distribution, f, order): separable f with closed-form derivatives (fused) of every family
+    # with a truncated series, one and several coordinates, shared and per-coordinate parameters
+    (gsbref.Gamma(2.5, 0.7), "sum(softplus(z))", 8),
+    (gsbref.Gamma(np.array([2.5, 1.2, 4.0]), 0.7), "sum(softplus(z - c))", 6),
+    (gsbref.Gamma(np.array([2.5, 1.2]), np.array([0.3, 0.9])), "sum(log_sigmoid(2 * z - 1))", 5),
+    (gsbref.Exponential(0.8), "sum(softplus(z - 1))", 6),
+    (gsbref.ChiSquared(np.array([1.0, 3.0])), "sum((z - 1)**2)", 3),
+    (gsbref.Laplace(np.zeros(2), 0.3), "sum(sin(z) + softplus(z))", 4),
+    (gsbref.Gamma(3.0, 0.5), "sum(exp(-0.49*z))", 8),
+    (gsbref.Gamma(np.full(4, 2.0), 0.5), "2 * sum(tanh(z)) + 1", 5),
+]
+_C = np.array([0.5, -1.0, 2.0])
+
+
+def _engine_rule(dist, expr, order, engine):
+    f = gsbref.function(expr, c=_C) if "c)" in expr else gsbref.function(expr)
+    return build_rule(dist, f, order=order, warn=False, engine=engine)
+
+
+@pytest.mark.parametrize("dist,expr,order", ENGINE_CASES, ids=[c[1] for c in ENGINE_CASES])
+def test_fused_and_jet_engines_give_the_same_per_sample_results(dist, expr, order):
+    """Per-sample estimates and terms of the fused engine equal the jet engine's, normwise per
+    term: ``|fused - jet| <= 1e-12 max|term|`` (the derivative rows agree to that,
+    ``tests/test_functions_fused.py::test_fused_equals_jets``; the coefficients ``a_n`` multiply
+    both alike).  The summary pass gives the same estimates as ``evaluate`` of its engine, up to
+    the order of summation over terms: ``(N + 2) eps sum_n max|term_n|``."""
+    fused = _engine_rule(dist, expr, order, "fused")
+    jet = _engine_rule(dist, expr, order, "jet")
+    z = fused.draw(np.random.default_rng(5), 4000)
+    ef, tf = fused.evaluate(z, lookahead=True)
+    ej, tj = jet.evaluate(z, lookahead=True)
+    for p in tf:
+        scale = np.abs(tj[p]).reshape(tj[p].shape[0], -1).max(axis=1)
+        err = np.abs(tf[p] - tj[p]).reshape(tj[p].shape[0], -1).max(axis=1)
+        assert np.all(err <= 1e-12 * scale), (p, err / np.maximum(scale, 1e-300))
+    es, _ = fused.summary(z)
+    for p in ef:
+        total = np.abs(tf[p]).reshape(tf[p].shape[0], -1).max(axis=1).sum() if p in tf else np.abs(ef[p]).max()
+        np.testing.assert_allclose(ej[p], ef[p], rtol=0, atol=1e-12 * total)
+        np.testing.assert_allclose(es[p], ef[p], rtol=0, atol=(order + 2) * EPS * total)
+
+
+@pytest.mark.parametrize("dist,expr,order", ENGINE_CASES, ids=[c[1] for c in ENGINE_CASES])
+def test_summary_diagnostics_match_the_per_sample_terms(dist, expr, order):
+    """The diagnostics of the summary pass equal those computed from the per-sample terms.
+
+    Means: to ``1e-12`` normwise (shifted sums against pairwise sums of the same numbers).
+    Variances of per-coordinate parameters: the same sample variance, to ``1e-10`` relative
+    (rounding of the shifted sums of squares, ``K eps`` with a small ``K``, against the two-pass
+    formula).  A parameter shared by the coordinates (a scalar ``scale``): the summary adds the
+    coordinates' variances (they are independent), the per-sample form takes the variance of the
+    sum; the two differ by twice the sample covariances, whose standard deviation relative to
+    the variance is at most ``sqrt(2 / S)``: checked at 6 of those (false alarm < 1e-8).
+    """
+    from gsbref.estimators.gsb import _summarise, _summarise_stats
+
+    rule = _engine_rule(dist, expr, order, "auto")
+    S = 20_000
+    z = rule.draw(np.random.default_rng(11), S)
+    _, terms = rule.evaluate(z, lookahead=True)
+    a = _summarise(rule, terms)
+    _, stats = rule.summary(z)
+    b = _summarise_stats(rule, stats)
+    for p in terms:
+        shared = dist.params[p].shape != dist.event_shape
+        scale = np.abs(a["terms"][p]).max()
+        np.testing.assert_allclose(b["terms"][p], a["terms"][p], rtol=0, atol=1e-12 * scale)
+        np.testing.assert_allclose(b["next_term"][p], a["next_term"][p], rtol=0,
+                                   atol=1e-12 * max(scale, np.abs(a["next_term"][p]).max()))
+        assert np.array_equal(b["terminated"][p], a["terminated"][p])
+        va, vb = a["term_stderr"][p] ** 2, b["term_stderr"][p] ** 2
+        live = va > 0
+        rel = np.abs(vb[live] - va[live]) / va[live]
+        assert np.all(rel <= (6 * math.sqrt(2 / S) if shared and dist.event_size > 1 else 1e-10)), (p, rel.max())
+        assert np.all(vb[~live] <= 1e-24 * max(1.0, scale) ** 2)
+
+
+def test_summary_knows_polynomial_rows_vanish():
+    """For a polynomial f the rows above its degree are not computed: the lookahead term is
+    exactly zero, the series terminated, no warning, and the estimate is the exact rule."""
+    d = {}
+    cm = _quiet()
+    try:
+        est = estimate(gsbref.Gamma(np.full(3, 3.0), 0.5), "sum((z - 0.49)**2)", "gsb", 5000, 2, order=4,
+                       diagnostics=d)
+    finally:
+        cm.__exit__(None, None, None)
+    for p in ("shape", "scale"):
+        assert np.all(d["terminated"][p]) and np.all(d["next_term"][p] == 0)
+        assert np.all(d["terms"][p][3:] == 0) and np.all(d["term_stderr"][p][3:] == 0)
+    # the shape estimate is mu f' + mu^2 f''/2 = 0.5 (2 (z - 0.49)) + 0.25 per coordinate
+    z = gsbref.Gamma(np.full(3, 3.0), 0.5).sample(np.random.default_rng(2), 5000)
+    np.testing.assert_allclose(est["shape"].samples, (z - 0.49) + 0.25, rtol=4 * EPS, atol=4 * EPS)
+
+
+def test_engine_option():
+    with pytest.raises(ValueError, match="engine"):
+        build_rule(gsbref.Gamma(2.0, 1.0), gsbref.function("sum(softplus(z))"), order=2, engine="taylor")
+    with pytest.raises(ValueError, match="closed-form derivatives"):
+        build_rule(gsbref.Gamma(2.0, 1.0), gsbref.function("sum(z * softplus(z))"), order=2, engine="fused")
+    # a function without a fused form runs through jets in the summary pass as well
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GSBTruncationWarning)
+        a = estimate(gsbref.Gamma(2.0, 0.3), "sum(z * softplus(z))", "gsb", 300, 1, order=3)["shape"].samples
+    rule = build_rule(gsbref.Gamma(2.0, 0.3), gsbref.function("sum(z * softplus(z))"), order=3, engine="jet")
+    np.testing.assert_allclose(a, rule.evaluate(rule.draw(np.random.default_rng(1), 300))[0]["shape"],
+                               rtol=1e-14, atol=1e-14)

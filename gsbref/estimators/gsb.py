@@ -3,10 +3,11 @@ r"""Generalized stochastic backpropagation: the paper's rules as per-sample esti
 ``method="gsb"`` -- theorem 1 (eq. 3/6) of the paper.  If ``d log phi_theta(w) / d theta =
 sum_n a_n(theta) (i w)^n`` (the distribution's ``a_coefficients``), then ``dE[f]/dtheta = sum_n a_n
 E[d^n f / dz^n]``; each sample ``z`` gives the estimate ``sum_n a_n d^n f(z) / dz^n`` (pure partials of
-the coordinate the parameter belongs to; derivatives by Taylor jets from
-:mod:`gsbref.functions`).  Where the series is infinite it is truncated at ``order`` (section 5,
-eq. 26) and the result is biased by the omitted terms (:mod:`gsbref.oracle.truncation` computes
-that bias exactly).
+the coordinate the parameter belongs to; derivatives of all orders at once by the fused engine of
+:mod:`gsbref.functions._fused` where ``f`` is a separable sum of polynomials, ``exp``, ``sin``,
+``cos`` and the softplus family of affine arguments, else by Taylor jets).  Where the series is
+infinite it is truncated at ``order`` (section 5, eq. 26) and the result is biased by the omitted
+terms (:mod:`gsbref.oracle.truncation` computes that bias exactly).
 
 ``method="gsb-closed"`` -- corollary 3.1: for separable ``f`` whose coordinate terms are
 exponential polynomials (see :mod:`gsbref.estimators._gsb_closed`) the infinite series sums in
@@ -64,7 +65,11 @@ Pass ``diagnostics={}`` (any dict) to receive, after the call:
 ``"derivatives"``  ``{name: [derivative order of term n for n = 0..N]}`` (``None`` for unused n);
 ``"terms"``        ``{name: array (N + 1, *param_shape)}``: sample mean of term ``n`` (truncated
                    series only; index ``n`` as in the order convention, term 0 is ``a_0 f`` or 0);
-``"term_stderr"``  their standard errors;
+``"term_stderr"``  their standard errors (for a parameter shared by several coordinates: from the
+                   sum over the coordinates of the terms' variances -- the coordinates are
+                   independent -- rather than from the variance of the summed term: the two
+                   estimate the same number and differ by the sample covariances, relative
+                   ``O(1 / sqrt(S))``);
 ``"partial_sums"`` cumulative sums of ``"terms"`` over ``n``;
 ``"next_term"``    sample mean of the first omitted term ``T_{N+1}`` (computed for the diagnostics
                    only; an estimate of the truncation error where the series converges fast);
@@ -89,6 +94,14 @@ trigger it, a divergent one whose terms first decrease does not (softplus under
 
 Per-sample evaluation without sampling: :func:`build_rule` returns a :class:`Rule` whose
 ``evaluate(points)`` gives the estimates at given points (used by the deterministic tests).
+
+Cost.  The estimator itself does not materialise the per-sample terms ``(N + 2, S, d)``: for the
+families with independent coordinates ``Rule.summary`` walks over blocks of ``_BLOCK`` samples x
+coordinates, computes the derivative rows of all orders once per block (fused engine: for softplus
+one ``exp``, a reciprocal, ``N`` multiplications and one small matrix product for all orders, the
+estimates folded into the same product), and accumulates per coordinate the sums and shifted sums
+of squares that the diagnostics need.  ``benchmarks/gsb_cost.py`` measures the time per estimate
+against drawing the Gamma variates alone (``docs/results/gsb_cost.txt``).
 
 >>> import numpy as np, gsbref
 >>> from gsbref.estimators import estimate
@@ -132,6 +145,9 @@ _SINGULAR_PROBE = (1e-6, 1e-7)
 _SINGULAR_SLACK = 1e-3
 
 _GAMMA_LIKE = ("Gamma", "Exponential", "ChiSquared")
+_ENGINES = ("auto", "fused", "jet")
+#: samples x coordinates per block of the summary pass (the block's derivative rows stay in cache)
+_BLOCK = 2**15
 _EXACT_FAMILIES = ("Gaussian", "MultivariateGaussian", "Dirac")
 
 
@@ -149,6 +165,11 @@ class Rule:
     and, for the truncated parameters, ``{name: (N + 1, S, *param_shape)}`` per-sample terms (their
     sum over the first axis is the estimate); ``lookahead=True`` appends the first omitted term
     ``N + 1`` to ``terms`` (not to the estimates).
+
+    ``summary(points)`` (families with independent coordinates and a truncated series; else None)
+    returns ``(estimates, stats)`` without materialising the per-sample terms: the same estimates
+    as ``evaluate`` (up to rounding) and, per truncated parameter, the sample means and variances
+    of every term ``0..N + 1`` (see :func:`_summarise_stats`), accumulated block by block.
     """
 
     family: str
@@ -160,6 +181,7 @@ class Rule:
     evaluate: Callable
     max_derivative: int = 0
     notes: list = field(default_factory=list)
+    summary: Callable | None = None
 
 
 def _check_order(order, what="order"):
@@ -183,14 +205,19 @@ def _kink_warning(f, dist, params):
 
 
 def build_rule(dist, f, method: str = "gsb", order: int | None = None, via: str = "gamma",
-               check_singular: bool = True, warn: bool = True) -> Rule:
+               check_singular: bool = True, warn: bool = True, engine: str = "auto") -> Rule:
     """The :class:`Rule` of ``method`` (``"gsb"`` or ``"gsb-closed"``) for ``(dist, f)``.
 
     ``f`` must be a :class:`gsbref.functions.Function`.  ``via`` selects the Beta form:
     ``"gamma"`` (eq. 20, the paper's; default) or ``"cumulants"`` (theorem 1 applied to the Beta
     itself with :meth:`Beta.a_coefficients`, series in ``d^n f/dz^n``).  ``warn=False`` suppresses
-    the kink warning (the estimators always warn).
+    the kink warning (the estimators always warn).  ``engine`` (families with independent
+    coordinates) picks how the derivatives of ``f`` are computed: ``"fused"`` (all orders at once
+    in closed form, :mod:`gsbref.functions._fused`; ``ValueError`` when ``f`` has no such form),
+    ``"jet"`` (Taylor jets) or ``"auto"`` (fused when available).
     """
+    if engine not in _ENGINES:
+        raise ValueError(f"engine must be one of {_ENGINES}, got {engine!r}")
     if method == "gsb-closed":
         from ._gsb_closed import closed_rule
 
@@ -212,7 +239,7 @@ def build_rule(dist, f, method: str = "gsb", order: int | None = None, via: str 
     elif name in ("Beta", "Dirichlet") and via == "gamma":
         rule = _gamma_construction_rule(dist, f, order)
     elif isinstance(dist, Factorized) and hasattr(type(dist), "_a"):
-        rule = _factorized_rule(dist, f, order, check_singular)
+        rule = _factorized_rule(dist, f, order, check_singular, engine)
     else:
         raise ValueError(f"gsb: no theorem-1 rule for {name} (it provides no a_coefficients)")
     if warn and rule.max_derivative >= 2:
@@ -243,7 +270,47 @@ def _plan(dist, order):
             {p: False for p in params}, N)
 
 
-def _factorized_rule(dist, f, order, check_singular):
+def _derivative_engine(f, d, engine):
+    """``(rows, fused)``: ``rows(z, lo, hi, out=None, work=None, combine=None)`` gives the pure
+    partials of orders ``lo..hi`` at points ``z`` ``(S, d)``, shape ``(hi - lo + 1, S, d)`` (and
+    their combinations ``combine @ rows`` when asked, see
+    :meth:`gsbref.functions._fused.FusedSeparable.derivatives`), by the fused engine or by jets."""
+    fused = f.fused(d) if engine != "jet" else None
+    if fused is None:
+        if engine == "fused":
+            raise ValueError(
+                f"gsb: engine='fused' needs a separable f whose summands have closed-form derivatives "
+                f"(polynomials, exp, sin, cos, softplus, sigmoid, log_sigmoid, tanh of affine arguments); "
+                f"{f!r} has none: use engine='jet' or 'auto'"
+            )
+
+        def rows(z, lo, hi, out=None, work=None, combine=None, shift=None):
+            D = f.derivatives(z, hi)
+            D = D[lo:] if lo else D
+            E = None
+            if combine is not None:
+                E = (combine @ D.reshape(D.shape[0], -1)).reshape((combine.shape[0],) + z.shape)
+            if shift is not None:
+                D -= shift.reshape((-1,) + (1,) * z.ndim)
+            return D if E is None else (D, E)
+
+        return rows, None
+
+    def rows(z, lo, hi, out=None, work=None, combine=None, shift=None):
+        return fused.derivatives(z, hi, lowest=lo, out=out, work=work, combine=combine, shift=shift)
+
+    return rows, fused
+
+
+def _fast_sample(dist, rng, n):
+    """``dist.sample(rng, n)``, through NumPy's scalar-parameter samplers when every coordinate has
+    the same parameters (the same numbers, faster)."""
+    from .resummed import _sample_fast
+
+    return _sample_fast(dist, rng, n).reshape((n,) + dist.event_shape)
+
+
+def _factorized_rule(dist, f, order, check_singular, engine="auto"):
     family, plan, exact, N = _plan(dist, order)
     # the lookahead plan has one more series term: its per-sample values tell whether the series
     # terminated (all exactly zero: f is a polynomial of low enough degree)
@@ -254,12 +321,13 @@ def _factorized_rule(dist, f, order, check_singular):
     ev = dist.event_shape
     d = dist.event_size
     nmax = {p: max(n for n, _ in terms) for p, terms in plan.items()}
+    rows, fused = _derivative_engine(f, d, engine)
     if check_singular and type(dist).__name__ in _GAMMA_LIKE:
-        _check_singular_at_zero(dist, f, plan)
+        _check_singular_at_zero(dist, f, plan, rows)
     is_dirac = type(dist).__name__ == "Dirac"
 
     def draw(rng, n):
-        return dist.sample(as_generator(rng), _check_n(n))
+        return _fast_sample(dist, as_generator(rng), _check_n(n))
 
     def evaluate(z, lookahead=False):
         z = np.asarray(z, dtype=float)
@@ -268,9 +336,9 @@ def _factorized_rule(dist, f, order, check_singular):
         use = plan_next if lookahead else plan
         Mu = M_next if lookahead else M
         if is_dirac and S > 1 and np.all(zf == zf[:1]):
-            D = np.broadcast_to(f.derivatives(zf[:1], Mu), (Mu + 1, S, d))
+            D = np.broadcast_to(rows(zf[:1], 0, Mu), (Mu + 1, S, d))
         else:
-            D = f.derivatives(zf, Mu)
+            D = rows(zf, 0, Mu)
         D = D.reshape((Mu + 1, S) + ev)
         est, terms = {}, {}
         for p, plist in use.items():
@@ -285,12 +353,178 @@ def _factorized_rule(dist, f, order, check_singular):
         return est, terms
 
     derivs = {p: [dict(plist).get(n) for n in range(nmax[p] + 1)] for p, plist in plan.items()}
-    return Rule(family, family, N, exact, derivs, draw, evaluate, M)
+    summary = None
+    if N is not None and not is_dirac:
+        summary = _summary_pass(dist, rows, fused, plan, plan_next, nmax, exact, coeffs, N)
+    return Rule(family, family, N, exact, derivs, draw, evaluate, M, summary=summary)
 
 
-def _check_singular_at_zero(dist, f, plan):
+def _summary_pass(dist, rows, fused, plan, plan_next, nmax, exact, coeffs, N):
+    """The ``summary`` of a :class:`Rule` (families with independent coordinates).
+
+    One pass over blocks of samples; per block, the derivative rows ``lo..hi`` of every order the
+    plan uses are computed once (``rows``; orders above the degree of a polynomial ``f`` are known
+    to vanish and are not computed), then
+
+    * the estimates ``sum_m c_m f^(m)``: when the coefficients ``c_m`` are the same in every
+      coordinate, as linear combinations of the rows computed with them (inside the fused
+      engine's matrix product); else one multiply-add per order;
+    * for every derivative order a kept term uses, per coordinate: the sum of the deviations from
+      a reference and of their squares (the reference is the first block's mean -- the
+      shifted-data variance, accurate also when the spread is small against the mean; a common
+      reference, subtracted inside the engine's matrix product, when the coordinates are
+      identically distributed and ``f`` treats them alike);
+    * for the lookahead orders: the sum, and whether any sample is non-zero.
+
+    Term ``n`` of parameter ``p`` is ``c_{p,m} f^(m)`` (``m`` its derivative order): its mean and
+    variance per coordinate follow from those of ``f^(m)``; a parameter shared by several
+    coordinates receives the sum over them of the means and of the variances -- the coordinates
+    are independent, so the variance of the summed term is the sum of the variances.
+    """
+    from ..functions._fused import Workspace
+
+    ev = dist.event_shape
+    d = dist.event_size
+    lo = min(m for plist in plan_next.values() for _, m in plist)
+    hi = max(m for plist in plan_next.values() for _, m in plist)
+    if fused is not None and fused.degree is not None:
+        hi = min(hi, fused.degree)  # higher derivatives of a polynomial vanish identically
+    R = hi - lo + 1  # rows computed (R <= 0: none)
+    params = list(plan)
+    # estimate coefficients per computed derivative row and coordinate
+    tabs = {}
+    for p in params:
+        t = np.zeros((max(R, 0), d))
+        for n, m in plan[p]:
+            if n <= nmax[p] and m <= hi:
+                t[m - lo] += np.asarray(coeffs[p][m], dtype=float).reshape(d)
+        tabs[p] = t
+    uniform = all(np.all(t == t[:, :1]) for t in tabs.values())
+    # derivative orders whose mean and variance the kept terms need, and the orders of the
+    # lookahead terms (only their mean and whether they vanish are used); orders above hi are 0
+    stat_all = sorted({m for p in params if not exact[p] for n, m in plan_next[p] if n <= nmax[p]})
+    look_all = sorted({max(plan_next[p])[1] for p in params if not exact[p]})
+    stat_orders = [m for m in stat_all if m <= hi]
+    look_orders = [m for m in look_all if m <= hi]
+    look_only = [m for m in look_orders if m not in stat_orders]
+    sr = [m - lo for m in stat_orders]
+    if len(sr) > 1 and len(set(np.diff(sr))) == 1:
+        stat_sel = slice(sr[0], sr[-1] + 1, sr[1] - sr[0])
+    elif len(sr) == 1:
+        stat_sel = slice(sr[0], sr[0] + 1)
+    else:
+        stat_sel = np.array(sr, dtype=int)
+    K = len(sr)
+    pos = {m: i for i, m in enumerate(stat_orders)}
+    comb = np.stack([tabs[p][:, 0] for p in params]) if uniform and R > 0 else None  # (P, R)
+    iid = fused is not None and fused.uniform and all(
+        np.all(v == v.reshape(-1)[0]) for v in dist.broadcast_params().values())
+    direct = {p: dist.params[p].shape == tuple(ev) for p in params}
+    single = {p: int(np.prod(dist.params[p].shape, dtype=int)) == 1 for p in params}
+
+    def summary(z):
+        z = np.asarray(z, dtype=float)
+        S = z.shape[0]
+        zf = z.reshape(S, d)
+        out = {p: np.empty((S,) + dist.params[p].shape) for p in params}
+        flat = {p: out[p].reshape(S, -1) for p in params}
+        csum = np.zeros((K, d))  # sums of deviations from ref
+        css = np.zeros((K, d))  # sums of squared deviations from ref
+        nonzero = {m: np.zeros(d, dtype=bool) for m in look_all}
+        look_sum = {m: np.zeros(d) for m in look_only}
+        ref = shift = None
+        step = max(1, _BLOCK // d)
+        work = Workspace()
+        nP = len(params) if comb is not None else 0
+        if R <= 0:
+            for p in params:
+                out[p][...] = 0.0
+        for s0 in range(0, S if R > 0 else 0, step):
+            blk = zf[s0:s0 + step]
+            nb = blk.shape[0]
+            buf = work.get("summary_rows", (R + nP, nb, d))
+            if comb is not None:
+                D, E = rows(blk, lo, hi, out=buf, work=work, combine=comb, shift=shift)
+                for i, p in enumerate(params):
+                    e = E[i].reshape(nb, d)
+                    if direct[p]:
+                        flat[p][s0:s0 + nb] = e
+                    elif single[p]:  # one value shared by all coordinates: a contiguous row sum
+                        flat[p][s0:s0 + nb, 0] = e[:, 0] if d == 1 else e.sum(axis=1)
+                    else:
+                        out[p][s0:s0 + nb] = dist._reduce_to_param(p, e.reshape((nb,) + ev), 1)
+            else:  # coefficients that differ between coordinates (never with a shift: not iid)
+                D = rows(blk, lo, hi, out=buf[:R], work=work)
+                for p in params:
+                    e = np.einsum("rj,rsj->sj", tabs[p], D).reshape((nb,) + ev)
+                    out[p][s0:s0 + nb] = dist._reduce_to_param(p, e, 1)
+            for m in look_orders:  # rows of lookahead orders are never shifted
+                if d == 1:
+                    nonzero[m] |= bool(D[m - lo].reshape(-1).any())
+                else:
+                    nonzero[m] |= D[m - lo].reshape(nb, d).any(axis=0)
+            for m in look_only:
+                look_sum[m] += D[m - lo].reshape(nb, d).sum(axis=0)
+            if not K:
+                continue
+            Ds = D.reshape(R, nb, d)[stat_sel]
+            if ref is None:
+                ref = Ds.sum(axis=1) / nb
+                if iid:
+                    ref[...] = ref.mean(axis=1, keepdims=True)
+                    sh = np.zeros(R)
+                    sh[np.asarray(sr)] = ref[:, 0]
+                    shift = sh if np.any(sh) else None
+                Ds -= ref[:, None, :]
+            elif shift is None:
+                Ds -= ref[:, None, :]
+            if d == 1:  # 2-d views: contiguous reductions
+                D2 = Ds.reshape(K, nb)
+                csum += D2.sum(axis=1)[:, None]
+                css += np.einsum("ks,ks->k", D2, D2)[:, None]
+            else:
+                csum += Ds.sum(axis=1)
+                css += np.einsum("ksj,ksj->kj", Ds, Ds)
+        zeros = np.zeros(d)
+        mean = {m: zeros for m in stat_all + look_all}
+        var = {m: zeros for m in stat_all + look_all}
+        if K:
+            mean_k = ref + csum / S
+            var_k = np.maximum(css - csum * csum / S, 0.0) / (S - 1) if S > 1 else np.zeros_like(mean_k)
+            for m, i in pos.items():
+                mean[m], var[m] = mean_k[i], var_k[i]
+        for m in look_only:
+            mean[m] = look_sum[m] / S  # (the lookahead's variance is not used)
+        stats = {}
+        for p in params:
+            if exact[p]:
+                continue
+            plist = plan_next[p]
+            top = max(n for n, _ in plist)
+            tm = np.zeros((top + 1, d))
+            tv = np.zeros((top + 1, d))
+            for n, m in plist:
+                c = np.asarray(coeffs[p][m], dtype=float).reshape(d)
+                tm[n] = c * mean[m]
+                tv[n] = c * c * var[m]
+            m_last = max(plist)[1]
+            c_last = np.asarray(coeffs[p][m_last], dtype=float).reshape(d)
+            live = (nonzero[m_last] & (c_last != 0)).astype(float).reshape(ev)
+            stats[p] = {
+                "mean": dist._reduce_to_param(p, tm.reshape((top + 1,) + ev), 1),
+                "var": dist._reduce_to_param(p, tv.reshape((top + 1,) + ev), 1),
+                "terminated": dist._reduce_to_param(p, live[None], 1)[0] == 0,
+                "n": S,
+            }
+        return out, stats
+
+    return summary
+
+
+def _check_singular_at_zero(dist, f, plan, rows=None):
     """Refuse orders whose terms ``E[f^(m)(z)]`` are infinite because ``f^(m)`` blows up at 0 at
-    least as fast as ``z^-shape`` (see the module docstring)."""
+    least as fast as ``z^-shape`` (see the module docstring).  ``rows``: the rule's derivative
+    engine (default: jets)."""
     M = max(m for terms in plan.values() for _, m in terms)
     if M < 1:
         return
@@ -298,20 +532,18 @@ def _check_singular_at_zero(dist, f, plan):
     shape = _gamma_shape(dist).reshape(-1)
     e1, e2 = _SINGULAR_PROBE
     with np.errstate(all="ignore"):
-        D1 = np.asarray(f.derivatives((e1 * mean)[None, :], M), dtype=float)[:, 0]
-        D2 = np.asarray(f.derivatives((e2 * mean)[None, :], M), dtype=float)[:, 0]
+        probe = np.stack([e1 * mean, e2 * mean])
+        D = rows(probe, 0, M) if rows is not None else f.derivatives(probe, M)
+        D1, D2 = np.asarray(D[:, 0], dtype=float), np.asarray(D[:, 1], dtype=float)
         growth = np.log(np.abs(D2) / np.abs(D1)) / math.log(e1 / e2)  # p in f^(m) ~ z^-p
     growth = np.where(np.isinf(D2) & ~np.isnan(D1), np.inf, growth)
+    # (NaN and -inf growth compare False: no evidence of a singularity there)
+    flagged = growth[1:M + 1] >= shape - _SINGULAR_SLACK
     bad = []
-    for m in range(1, M + 1):
-        for j in range(len(shape)):
-            p = growth[m, j]
-            if np.isfinite(p) or p == np.inf:
-                if p >= shape[j] - _SINGULAR_SLACK:
-                    bad.append((m, j, p))
-                    break
-        if bad:
-            break
+    if flagged.any():
+        m0 = int(np.argmax(flagged.any(axis=1)))
+        j = int(np.argmax(flagged[m0]))
+        bad.append((m0 + 1, j, growth[m0 + 1, j]))
     if bad:
         m, j, p = bad[0]
         raise ValueError(
@@ -477,6 +709,22 @@ def _gamma_construction_rule(dist, f, order):
 # ----------------------------------------------------------------------------------------------
 def _summarise(rule: Rule, terms: dict) -> dict:
     """Diagnostics from per-sample terms ``(N + 2, S, ...)`` (the last one is the lookahead)."""
+    stats = {}
+    for p, T in terms.items():
+        S = T.shape[1]
+        stats[p] = {
+            "mean": T.mean(axis=1),
+            "var": T.var(axis=1, ddof=1) if S > 1 else np.zeros(T.shape[:1] + T.shape[2:]),
+            "terminated": np.all(T[-1] == 0, axis=0),
+            "n": S,
+        }
+    return _summarise_stats(rule, stats)
+
+
+def _summarise_stats(rule: Rule, stats: dict) -> dict:
+    """Diagnostics from the term statistics ``{name: {"mean", "var": (N + 2, ...), "terminated",
+    "n"}}`` (sample means and variances of the terms ``0..N + 1``, the last one the lookahead;
+    ``terminated``: the lookahead term is zero on every sample)."""
     out = {
         "rule": rule.equation,
         "order": rule.order,
@@ -490,20 +738,15 @@ def _summarise(rule: Rule, terms: dict) -> dict:
         "converged": {},
         "notes": list(rule.notes),
     }
-    for p, T in terms.items():
-        S = T.shape[1]
-        nxt = T[-1]
-        T = T[:-1]
-        mean = T.mean(axis=1)
-        if S > 1:
-            se = T.std(axis=1, ddof=1) / math.sqrt(S)
-        else:
-            se = np.zeros_like(mean)
-        terminated = np.all(nxt == 0, axis=0)
+    for p, st in stats.items():
+        S = st["n"]
+        mean = st["mean"][:-1]
+        se = np.sqrt(st["var"][:-1] / S) if S > 1 else np.zeros_like(mean)
+        terminated = st["terminated"]
         out["terms"][p] = mean
         out["term_stderr"][p] = se
         out["partial_sums"][p] = np.cumsum(mean, axis=0)
-        out["next_term"][p] = nxt.mean(axis=0)
+        out["next_term"][p] = st["mean"][-1]
         out["terminated"][p] = terminated
         ok = _converged(mean, se)
         out["converged"][p] = terminated if ok is None and np.all(terminated) else (
@@ -565,7 +808,8 @@ def gsb(dist, f, n_samples, rng, order: int | None = None, via: str = "gamma",
     """Generalized stochastic backpropagation (theorem 1; eqs. 14, 15, 18-21), per sample.
 
     Approximates ``dE_{z~dist}[f(z)]/dtheta`` by ``sum_{n<=N} a_n(theta) d^n f(z)/dz^n`` at samples
-    ``z ~ dist`` (gamma variables for Beta/Dirichlet), with derivatives of ``f`` from Taylor jets.
+    ``z ~ dist`` (gamma variables for Beta/Dirichlet), with derivatives of ``f`` from the fused
+    all-orders engine where ``f`` allows it, else from Taylor jets.
     Unbiased for the exact rules (Gaussian, MultivariateGaussian, Dirac, Laplace ``loc``) and for
     ``f`` whose series terminates (polynomials under Gamma/Laplace); otherwise biased by the
     omitted terms of the truncated series (eq. 26), and the truncated series may diverge as
@@ -577,8 +821,12 @@ def gsb(dist, f, n_samples, rng, order: int | None = None, via: str = "gamma",
     """
     rule = build_rule(dist, f, "gsb", order=order, via=via, check_singular=check_singular)
     points = rule.draw(rng, n_samples)
-    est, terms = rule.evaluate(points, lookahead=True)
-    diag = _summarise(rule, terms)
+    if rule.summary is not None:
+        est, stats = rule.summary(points)
+        diag = _summarise_stats(rule, stats)
+    else:
+        est, terms = rule.evaluate(points, lookahead=True)
+        diag = _summarise(rule, terms)
     _warn_truncation(dist, diag)
     if diagnostics is not None:
         diagnostics.update(diag)

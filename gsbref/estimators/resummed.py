@@ -87,15 +87,21 @@ quadrature does not depend on ``z`` (zero variance).
 
 Cost.  For separable ``f`` (``a + b sum_j g_j`` or ``a + b prod_j g_j``, recognised by
 :meth:`gsbref.functions.Function.separable`) the shifted values come from one elementwise
-evaluation of ``g`` per shift: ``O(S d)`` work per ``t``-node (per draw of ``t``).  Other ``f`` are
+evaluation of ``g`` per shift: ``O(S d)`` work per ``t``-node (per draw of ``t``); shifts
+``z + h e_j`` of a sum of the primitives the fused engine knows (polynomials, ``exp``, ``sin``,
+``cos``, the softplus family) are differenced without evaluating ``g`` twice and without
+cancellation (:meth:`gsbref.functions._fused.FusedSeparable.shift_difference`; softplus:
+``log1p(sigmoid(x) expm1(h))``).  Other ``f`` are
 evaluated at ``z`` with one coordinate replaced, batched as ``(S, d, d)`` arrays in chunks of
 ``_CHUNK`` elements: ``O(S d^2)`` work, and ``d`` evaluations of ``f`` per sample and shift.
 Dirichlet perturbs whole simplices (``O(S K^2)`` per node for separable ``f``).  Samples are
 processed in blocks of ``_BLOCK`` elements so that the temporaries stay in cache; with identical
 parameters in every coordinate the variates come from NumPy's scalar-parameter samplers (the same
-numbers as ``dist.sample``, faster).  ``benchmarks/gamma_estimators.py`` measures the cost against
-the time NumPy needs to draw the Gamma variates alone (sampled ``t``: ~1.8x for a quadratic f, ~3x
-for softplus, whose two evaluations cost ~1.5 draws).
+numbers as ``dist.sample``, faster).  ``benchmarks/gsb_cost.py`` and
+``benchmarks/gamma_estimators.py`` measure the cost against the time NumPy needs to draw the Gamma
+variates alone (sampled ``t``, ``S d = 10^6``, ``d = 1 ... 10^4``: 1.9-2.1x for a quadratic ``f``,
+2.2-2.5x for softplus -- ``docs/results/gsb_cost.txt``; before the fused differences softplus
+cost 3.1-3.4x, its two ``logaddexp`` evaluations alone ~1.2 draws).
 
 >>> import numpy as np, gsbref
 >>> from gsbref.estimators import estimate
@@ -171,6 +177,10 @@ class _Replacer:
     ``diff(v, w)[s, j] = f(z_s | z_sj = v_sj) - f(z_s | z_sj = w_sj)`` (``w=None``: ``z`` unchanged).
     Separable ``f`` is evaluated elementwise (exact differences of the changed summand, no
     cancellation against the other ``d - 1`` terms); other ``f`` on batched ``(n, d, d)`` arrays.
+    ``shift(h)[s, j] = f(z_s + h_sj e_j) - f(z_s)``: for sums of the primitives the fused engine
+    knows (:meth:`gsbref.functions._fused.FusedSeparable.shift_difference`) the difference is formed
+    without evaluating ``f`` twice and without cancellation (softplus:
+    ``log1p(sigmoid(x) expm1(h))``, one ``exp``, one ``expm1``, one ``log1p``).
     """
 
     def __init__(self, f, z: np.ndarray):
@@ -179,12 +189,30 @@ class _Replacer:
         n, d = z.shape
         sep = f.separable(d)
         self.sep = sep if sep is not None and sep.kind in ("sum", "prod") else None
+        fused = f.fused(d) if self.sep is not None else None
+        self.fused = fused if fused is not None and fused.kind == "sum" else None
+        self._gz = None
         if self.sep is not None:
             self.b = self.sep.b_float
-            self.gz = self.g(z)
             self.others = _prod_except(self.gz) if self.sep.kind == "prod" else None
         else:
             self.fz = np.asarray(f(z), dtype=float).reshape(n)
+
+    @property
+    def gz(self) -> np.ndarray:
+        """``g_j(z_j)`` (separable ``f``), computed on first use."""
+        if self._gz is None:
+            self._gz = self.g(self.z)
+        return self._gz
+
+    def shift(self, h) -> np.ndarray:
+        """``f(z + h e_j) - f(z)`` per sample and coordinate (``h`` broadcasts against ``z``), a
+        fresh array."""
+        if self.fused is not None:
+            with np.errstate(over="ignore"):
+                out = self.fused.shift_difference(self.z, h)
+            return np.array(np.broadcast_to(out, self.z.shape)) if out.shape != self.z.shape else out
+        return self.diff(self.z + h)
 
     def g(self, x: np.ndarray) -> np.ndarray:
         """The elementwise summands/factors ``g_j(x[..., j])`` (separable ``f`` only), as a fresh
@@ -248,16 +276,14 @@ def _gamma_kernel(f, z, shape, scale, rng, rule):
     rep = _Replacer(f, z)
     if rule is None:  # one draw of t: no accumulation (this is the hot path of the benchmark)
         t = _draw_t(rng, z.shape)
-        v = np.multiply(t, scale)
-        v += z
-        D = rep.diff(v)
+        D = rep.shift(np.multiply(t, scale))
         dmu = D * (shape / scale)
         D /= t
         return D, dmu
     dk = np.zeros(z.shape)
     dmu = np.zeros(z.shape)
     for t, w in zip(*rule):  # scalar nodes: no (n, d) array of t needed
-        D = rep.diff(z + scale * t)
+        D = rep.shift(scale * t)
         dmu += w * D
         D *= w / t
         dk += D
@@ -310,7 +336,7 @@ def _laplace(dist, f, n, rng, rule):
     dscale = np.zeros(z.shape)
     for t, w in _ts(rng, z.shape, rule):
         bt = b * t
-        dscale += w * (rep.diff(z + bt) + rep.diff(z - bt))
+        dscale += w * (rep.shift(bt) + rep.shift(-bt))
         dloc += w * rep.diff(m + bt, m - bt)
     return {"loc": dloc / (2 * b), "scale": dscale / b}
 

@@ -165,6 +165,20 @@ class Function:
         d = _check_d(d)
         return None if self.tree is None else recognise(self.tree, d)
 
+    def fused(self, d: int):
+        """The all-orders derivative engine for ``d`` coordinates
+        (:class:`gsbref.functions._fused.FusedSeparable`), or None when ``f`` is not separable or
+        has no closed-form term; cached per ``d``."""
+        d = _check_d(d)
+        if self.tree is None:
+            return None
+        cache = self.__dict__.setdefault("_fused_cache", {})
+        if d not in cache:
+            from ._fused import FusedSeparable
+
+            cache[d] = FusedSeparable.compile(self, d)
+        return cache[d]
+
     def first_affine(self):
         """``(W, c, rest)`` with ``f(z) = rest(W @ z + c)`` when every ``z`` in the formula sits in
         the same ``W @ z + c`` (or ``W @ z``, ``c + W @ z``, ``W @ z - c``); else None.
