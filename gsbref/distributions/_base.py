@@ -267,6 +267,9 @@ class Distribution:
         try:
             xp = namespace(*values.values())
         except TypeError as exc:
+            # a non-array value (a string, an object): name the parameter it was given for
+            for name, v in values.items():
+                validate_parameter(owner, declared[name], v)
             raise TypeError(f"{owner}: {exc}") from None
         params = {name: validate_parameter(owner, declared[name], v, xp) for name, v in values.items()}
         for arr in params.values():

@@ -16,9 +16,13 @@ import math
 import numpy as np
 
 from .._backend import asarray, is_numpy, namespace, to_numpy
-from ._base import POSITIVE, Factorized, Parameter
+from ._base import POSITIVE, Factorized, Parameter, validate_parameter
 
 __all__ = ["Gamma"]
+
+
+#: the rate of :meth:`Gamma.from_rate` (validated like a declared parameter; not stored)
+_RATE = Parameter("rate", POSITIVE, (0.2, 10.0), log_scale=True, doc="rate 1/mu")
 
 
 class Gamma(Factorized):
@@ -33,11 +37,21 @@ class Gamma(Factorized):
 
     @classmethod
     def from_rate(cls, shape, rate):
-        """Gamma with ``scale = 1 / rate`` (``rate`` must lie in (0, inf))."""
-        r = to_numpy(rate).astype(float)
-        if np.isnan(r).any() or (r <= 0).any() or np.isinf(r).any():
-            raise ValueError(f"Gamma.from_rate: parameter 'rate' must lie in (0, inf); got {rate!r}")
-        xp = namespace(shape, rate)
+        """Gamma with ``scale = 1 / rate`` (``rate`` must lie in (0, inf)).
+
+        >>> Gamma.from_rate(2.0, 4.0)
+        Gamma(shape=2.0, scale=0.25)
+        """
+        r = validate_parameter("Gamma.from_rate", _RATE, rate)  # names 'rate' for every refusal
+        try:
+            xp = namespace(shape, rate)
+        except TypeError:  # a non-array shape: the constructor below names it
+            xp = np
+        try:
+            np.broadcast_shapes(np.shape(to_numpy(shape)), r.shape)
+        except ValueError:
+            raise ValueError(f"Gamma.from_rate: parameters 'shape' {np.shape(to_numpy(shape))} and 'rate' "
+                             f"{r.shape} do not broadcast") from None
         return cls(shape=shape, scale=1.0 / (r if is_numpy(xp) else asarray(rate, xp, xp.float64)))
 
     @staticmethod
