@@ -24,7 +24,7 @@ CONSTANTS = {
 }
 UNARY = [
     "exp(tanh({}))", "sin({})", "cos({})", "tanh({})", "sigmoid({})", "softplus({})",
-    "log_sigmoid({})", "log1p({}**2)", "sqrt(1 + {}**2)", "expm1(tanh({}))", "log(2 + sin({}))",
+    "log_sigmoid({})", "log1p(({})**2)", "sqrt(1 + ({})**2)", "expm1(tanh({}))", "log(2 + sin({}))",
 ]
 
 
