@@ -6,12 +6,16 @@ Two tables, each at S * d = ``total`` for d in {10, 1000} (S = total / d samples
 
 * ``array_api_strict`` / NumPy: the cost of running through the standard's namespace (a wrapper of
   NumPy with its checks; the same numbers).  Measures the overhead, not a speed-up.
-* CuPy / NumPy (skipped without CuPy or a GPU): ``gsb`` (order 4) and ``gsb-resummed`` on
-  ``Gamma(2.5, 0.7)`` with ``f = sum(softplus(z))``, the score-function estimator on the same,
-  and theorem 2 (``gsb-discrete``) on ``Bernoulli(0.3)`` with ``f = sum(log_sigmoid(W z + c))``,
-  ``W`` of shape (8, d).  The CuPy time includes a device synchronisation; a warm-up call first
-  compiles the kernels.  Methods not yet on the array API (phase 2 of issue #7: ``gsb``,
-  ``gsb-resummed``) print ``n/a``.
+* CuPy / NumPy (skipped without CuPy or a GPU).
+
+Cases (both tables): ``gsb`` (order 4), ``gsb-resummed``, ``implicit``, ``grg`` and the
+score-function estimator on ``Gamma(2.5, 0.7)`` with ``f = sum(softplus(z))``; ``pathwise`` on
+``Gaussian(0, 1)`` with the same ``f``; theorem 2 (``gsb-discrete``) on ``Bernoulli(0.3)`` with
+``f = sum(log_sigmoid(W z + c))``, ``W`` of shape (8, d).  The CuPy time includes a device
+synchronisation; a warm-up call first compiles the kernels.  Methods not yet on the array API
+(``gsb``) print ``n/a``.  Host round trips that remain on other namespaces (see the estimators'
+"Array backends" notes): ``gsb-resummed``'s fused softplus differences (``_fused.py``) and
+``implicit``'s CDF derivatives (:mod:`gsbref.special`).
 
 Each entry is the median over ``repeat`` runs (methods interleaved, BLAS/OpenMP pinned to one
 thread on the host); ratios > 1 mean the backend is slower than NumPy.
@@ -43,10 +47,14 @@ def _cases(d: int):
     fa = gsbref.function("sum(log_sigmoid(W @ z + c))", W=W, c=np.zeros(8))
     fs = gsbref.function("sum(softplus(z))")
     gam = gsbref.Gamma(np.full(d, 2.5), 0.7)
+    gauss = gsbref.Gaussian(np.zeros(d), 1.0)
     bern = gsbref.Bernoulli(np.full(d, 0.3))
     return [
         ("gsb order 4, Gamma", gam, fs, "gsb", {"order": 4}),
         ("gsb-resummed, Gamma", gam, fs, "gsb-resummed", {}),
+        ("implicit, Gamma", gam, fs, "implicit", {}),
+        ("grg, Gamma", gam, fs, "grg", {}),
+        ("pathwise, Gaussian", gauss, fs, "pathwise", {}),
         ("score, Gamma", gam, fs, "score", {}),
         ("gsb-discrete, Bernoulli", bern, fa, "gsb-discrete", {}),
     ]
@@ -68,7 +76,7 @@ def compare(backend: str, total: int, repeat: int, sync=lambda: None) -> None:
         S = max(1, total // d)
         for label, dist, f, method, opts in _cases(d):
             if method not in supported:
-                print(f"{label:26s} {d:6d} {S:8d} {'':>10s} {'n/a (phase 2)':>16s} {'n/a':>8s}", flush=True)
+                print(f"{label:26s} {d:6d} {S:8d} {'':>10s} {'n/a (numpy only)':>16s} {'n/a':>8s}", flush=True)
                 continue
             other = dist.to_namespace(xp)
             with warnings.catch_warnings():

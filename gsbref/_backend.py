@@ -13,14 +13,16 @@ supplies what the standard lacks, in one place:
   expit, logit, erf, xlogy, softmax, ...): SciPy for NumPy (the very same functions, so NumPy
   results do not change), ``cupyx.scipy.special`` for CuPy (imported on first use), and for every
   other namespace (``array_api_strict``, which has none) SciPy on a NumPy copy, converted back.
-* :func:`generator` -- a random source with the draws the samplers need (``random``,
-  ``standard_normal``, ``normal``, ``gamma``, ``exponential``, ``chisquare``, ``laplace``, ``beta``,
-  ``uniform``).  For NumPy it is the ``numpy.random.Generator`` itself; for CuPy a
+* :func:`generator` -- a random source with the draws the samplers and estimators need
+  (``random``, ``standard_normal``, ``standard_exponential``, ``standard_gamma``, ``normal``,
+  ``gamma``, ``exponential``, ``chisquare``, ``laplace``, ``beta``, ``uniform``).  For NumPy it is the ``numpy.random.Generator`` itself; for CuPy a
   ``cupy.random.RandomState`` seeded from the NumPy generator (different numbers, same law); for any
   other namespace the NumPy generator's draws converted (so ``array_api_strict`` sees exactly the
   numbers NumPy sees).
-* :func:`to_numpy`, :func:`asarray` -- conversions at the boundaries (the mpmath oracle and the
-  test functions of :mod:`gsbref.functions` run on the host; see :func:`call_host`).
+* :func:`to_numpy`, :func:`asarray` -- conversions at the boundaries (the mpmath oracle, the
+  float64 special functions of :mod:`gsbref.special` and the fused derivative engine of
+  :mod:`gsbref.functions._fused` run on the host; see :func:`call_host`).  The test functions of
+  :mod:`gsbref.functions` given as formulas run on every namespace (phase 2 of issue #7).
 
 No backend is imported when this module is: CuPy and ``array_api_strict`` are imported only when
 arrays of theirs are passed or their names are asked for, and ``array_api_compat`` only when a
@@ -208,9 +210,10 @@ def call_host(fn, *args, xp=None, dtype=None, **kwargs):
     """``fn`` applied to host (NumPy) copies of the array arguments, its result converted back to
     ``xp`` (default: the namespace of the arguments).  For NumPy inputs this is ``fn(*args)``.
 
-    This is the boundary where code without an array-API version runs: the test functions of
-    :mod:`gsbref.functions` (phase 1 of issue #7), SciPy special functions for namespaces without
-    their own, the float64 ``1F1`` series of :class:`~gsbref.distributions.Beta`.  ``fn`` may return
+    This is the boundary where code without an array-API version runs: test functions given as
+    Python callables, the fused differences of :mod:`gsbref.functions._fused`, the CDF derivatives
+    of :mod:`gsbref.special` (implicit reparameterisation), SciPy special functions for namespaces
+    without their own, the float64 ``1F1`` series of :class:`~gsbref.distributions.Beta`.  ``fn`` may return
     an array or a tuple / dict of arrays."""
     if xp is None:
         xp = namespace(*args, *kwargs.values())
@@ -367,6 +370,12 @@ class HostDraws:
     def standard_normal(self, size=None):
         return self._draw("standard_normal", size=size)
 
+    def standard_exponential(self, size=None):
+        return self._draw("standard_exponential", size=size)
+
+    def standard_gamma(self, shape, size=None):
+        return self._draw("standard_gamma", shape, size=size)
+
     def normal(self, loc=0.0, scale=1.0, size=None):
         return self._draw("normal", loc, scale, size=size)
 
@@ -411,6 +420,12 @@ class CupyDraws:
 
     def standard_normal(self, size=None):
         return self.state.standard_normal(size=size, dtype=float)
+
+    def standard_exponential(self, size=None):
+        return self.state.standard_exponential(size=size, dtype=float)
+
+    def standard_gamma(self, shape, size=None):
+        return self.state.standard_gamma(self._p(shape), size=size, dtype=float)
 
     def normal(self, loc=0.0, scale=1.0, size=None):
         return self.state.normal(self._p(loc), self._p(scale), size=size, dtype=float)

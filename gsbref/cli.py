@@ -163,9 +163,10 @@ def _truth(args) -> int:
     return 0
 
 
-#: array backends ``gsbref verify --backend`` accepts (CuPy support is another issue)
-BACKENDS = ("numpy", "cupy")
-_BUILT_BACKENDS = ("numpy",)
+#: array backends ``gsbref verify --backend`` accepts (CuPy support is another issue);
+#: with ``array_api_strict`` the rows of array-API estimators draw there, the others on NumPy
+BACKENDS = ("numpy", "array_api_strict", "cupy")
+_BUILT_BACKENDS = ("numpy", "array_api_strict")
 
 
 def _positive_int(text):
@@ -198,6 +199,9 @@ def _verify(args) -> int:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(s["status_counts"].items()))
         print(f"gsbref verify --{mode}: {s['rows']} rows ({counts}); power {s['power_caught']}/{s['power_total']} "
               f"wrong variants caught; {res.data['timing']['wall_seconds']:.1f} s")
+        if args.backend != "numpy":
+            on = sum(r.get("backend") == args.backend for r in res.data["rows"])
+            print(f"  backend {args.backend}: {on} rows drew there; {len(res.data['rows']) - on} rows are numpy only")
         if args.out:
             print(f"report: {res.paths['md']}")
     if res.exit_code:
@@ -230,7 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     size.add_argument("--quick", action="store_true", help="the CI sweep (default; < 3 minutes on 2 cores)")
     size.add_argument("--full", action="store_true", help="every row, larger samples (long)")
     v.add_argument("--out", help="directory for report.md, report.json and the figures")
-    v.add_argument("--backend", default="numpy", choices=BACKENDS, help="array backend (numpy only for now)")
+    v.add_argument("--backend", default="numpy", choices=BACKENDS, help="array backend of the estimators' draws (array_api_strict: rows of array-API "
+                        "estimators run there, the others on numpy; cupy: not built yet)")
     v.add_argument("--workers", type=_positive_int, default=None, help="processes (default: CPU count; 1: serial)")
     v.add_argument("--scheduler", help="a Dask scheduler address (runs the cases on that cluster)")
     v.add_argument("--seed", type=int, default=None, help="base seed (per-row seeds derive from it)")

@@ -113,15 +113,33 @@ def _terms_float(bundle, row):
     return {k: C._floats(v) for k, v in T.items() if not bundle["terms_exact"][via][k]}
 
 
+#: backends a run accepts: NumPy, and ``array_api_strict`` for the rows whose estimator runs on any
+#: array namespace (the others run on NumPy and say so); CuPy is not wired in yet
+RUN_BACKENDS = ("numpy", "array_api_strict")
+
+
+def _row_backend(row: Row, backend: str, extra_estimators: dict | None) -> str | None:
+    """The backend the row's estimator draws on: ``backend`` when it supports it, else None (NumPy)."""
+    if backend == "numpy" or (extra_estimators and row.method in extra_estimators):
+        return None
+    from gsbref.estimators._base import array_api_methods
+
+    return backend if row.method in array_api_methods() else None
+
+
 def run_row(row: Row, mode: str, seed: int, bundle: dict, alpha_component: float,
-            extra_estimators: dict | None = None, batches: int = BATCHES) -> dict:
-    """All checks of one row; a JSON-ready dict (``status`` is set later by the run)."""
+            extra_estimators: dict | None = None, batches: int = BATCHES, backend: str = "numpy") -> dict:
+    """All checks of one row; a JSON-ready dict (``status`` is set later by the run).  With
+    ``backend="array_api_strict"`` the row's estimator draws on that namespace when it supports it
+    (the statistics run on NumPy copies of its samples); ``out["backend"]`` records which ran."""
     t_start = time.perf_counter()
+    on = _row_backend(row, backend, extra_estimators)
     out: dict[str, Any] = {
         "id": row.id, "case": row.case, "method": row.method, "options": {k: v for k, v in row.options},
         "target": row.target, "tags": list(row.tags), "note": row.note, "checks": list(row.checks),
         "declared_variance": row.variance, "n": row.n(mode), "error": None, "warnings": [],
         "identity": {}, "mc": None, "variance": None, "power": [], "timing": {},
+        "backend": on or ("numpy" if backend == "numpy" else "numpy (numpy only)"),
     }
     try:
         dist, f = row.build()
@@ -134,8 +152,12 @@ def run_row(row: Row, mode: str, seed: int, bundle: dict, alpha_component: float
             out["identity"]["implementation"] = C.implementation_identity(row, dist, f, target)
 
         def call(n, rng, **opts):
-            s, sec, msgs = C.sample_with_warnings(row.method, dist, f, n, rng, extra_estimators, **opts)
-            return s, sec, msgs
+            if on is None:
+                return C.sample_with_warnings(row.method, dist, f, n, rng, extra_estimators, **opts)
+            from gsbref._backend import to_numpy
+
+            s, sec, msgs = C.sample_with_warnings(row.method, dist, f, n, rng, extra_estimators, backend=on, **opts)
+            return {k: np.asarray(to_numpy(v), dtype=float) for k, v in s.items()}, sec, msgs
 
         n = row.n(mode)
         if "mc" in row.checks or "variance" in row.checks:
@@ -340,8 +362,8 @@ def run(rows: Iterable[Row] | None = None, *, mode: str = "quick", seed: int = D
         raise ValueError(f"mode must be 'quick' or 'full', got {mode!r}")
     if not (0 < alpha < 1):
         raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
-    if backend != "numpy":
-        raise ValueError(f"backend {backend!r} is not available: only 'numpy' (CuPy support is not built yet)")
+    if backend not in RUN_BACKENDS:
+        raise ValueError(f"backend {backend!r} is not available: one of {RUN_BACKENDS} (CuPy support is not built yet)")
     C.seed_sequence(seed, "", "")  # validates the seed
     table = list(select_rows(mode, pattern) if rows is None else rows)
     extra = dict(extra_estimators or {})
@@ -376,7 +398,7 @@ def run(rows: Iterable[Row] | None = None, *, mode: str = "quick", seed: int = D
     bar = _Progress(len(cases) + len(table) + len(toy_tasks), show)
     try:
         bundles = _gather(ex, [(c, C.case_truth, (c, needs.get(c, ()))) for c in cases], bar)
-        tasks = [(r.id, run_row, (r, mode, seed, bundles[r.case], alpha_component, extra or None, BATCHES))
+        tasks = [(r.id, run_row, (r, mode, seed, bundles[r.case], alpha_component, extra or None, BATCHES, backend))
                  for r in table]
         tasks += [(("toy",) + key, toy.run_task, (key, seed)) for key in toy_tasks]
         results = _gather(ex, tasks, bar)

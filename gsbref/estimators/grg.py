@@ -66,6 +66,11 @@ gradient on toy problem 2) and large for small shapes (15 % for ``Gamma(0.3, 2)`
 per sample: ``{"rep": {name: array}, "corr": {name: array}}`` (their sum is the estimate); the
 tests show that ``rep`` alone is biased.
 
+Array backends: the estimator runs on the namespace of the distribution's parameters (or of the
+points given to :func:`grg_at`; :mod:`gsbref._backend`): draws through
+:func:`gsbref._backend.generator`, digamma and polygamma from :func:`gsbref._backend.special`,
+``grad f`` and ``f`` in the namespace.
+
 >>> import numpy as np, gsbref
 >>> from gsbref.estimators import estimate
 >>> est = estimate(gsbref.Gamma(3.0, 0.5), "sum((z - 0.49)**2)", "grg", 40000, 0)
@@ -78,6 +83,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special as _sp
 
+from .._backend import asarray, generator, is_numpy, namespace, special
 from ..distributions import Beta, ChiSquared, Dirichlet, Exponential, Gamma
 from ..functions import as_function
 from ._base import register
@@ -92,6 +98,14 @@ def log_standard_gamma(rng, k) -> np.ndarray:
     """``log zeta`` for ``zeta ~ Gamma(k, 1)`` (shape of ``k``), accurate for small ``k``: for
     ``k < 1`` through ``zeta = G u^(1/k)`` in law (``G ~ Gamma(k + 1)``, ``u ~ U(0, 1]``), whose
     logarithm never underflows; for ``k >= 1`` ``log`` of a NumPy draw."""
+    xp = _xp(k)
+    if xp is not None:
+        small = k < 1.0
+        lz = xp.log(rng.standard_gamma(xp.where(small, k + 1.0, k)))
+        if bool(xp.any(small)):
+            u = 1.0 - rng.random(tuple(k.shape))
+            lz = xp.where(small, lz + xp.log(u) / xp.where(small, k, xp.ones_like(k)), lz)
+        return lz
     k = np.asarray(k, dtype=float)
     small = k < 1.0
     lz = np.log(rng.standard_gamma(np.where(small, k + 1.0, k)))
@@ -111,6 +125,16 @@ def gamma_standardisation(log_zeta, k):
     >>> bool(abs(l - (np.log(2.0) - 0.9227843350984671)) < 1e-15)
     True
     """
+    xp = _xp(log_zeta, k)
+    if xp is not None:
+        sp = special(xp)
+        lz, k = asarray(log_zeta, xp, xp.float64), asarray(k, xp, xp.float64)
+        p1 = sp.polygamma(1, k)
+        r = sp.polygamma(2, k) / (2.0 * p1)
+        l = lz - sp.digamma(k)
+        dlz = l * r + p1
+        corr = (k - xp.exp(lz)) * dlz + l + r
+        return l, dlz, corr
     lz = np.asarray(log_zeta, dtype=float)
     k = np.asarray(k, dtype=float)
     p1 = _sp.polygamma(1, k)
@@ -121,8 +145,17 @@ def gamma_standardisation(log_zeta, k):
     return l, dlz, corr
 
 
+def _xp(*arrays):
+    """``None`` for NumPy (and host data), else the namespace of ``arrays``."""
+    xp = namespace(*arrays)
+    return None if is_numpy(xp) else xp
+
+
 def _reduce(dist, out, S):
     lead = (S, *dist.event_shape)
+    if not all(isinstance(v, np.ndarray) for v in out.values()):
+        xp = namespace(*out.values())
+        return {k: dist._reduce_to_param(k, xp.reshape(v, lead), 1) for k, v in out.items()}
     return {k: np.ascontiguousarray(dist._reduce_to_param(k, v.reshape(lead), 1)) for k, v in out.items()}
 
 
@@ -149,6 +182,10 @@ def grg_at(dist, f, points, *, diagnostics: dict | None = None) -> dict[str, np.
     (``z = zeta / sum zeta`` along the last axis).  ``diagnostics`` as in :func:`grg`.
     """
     f = as_function(f)
+    if points is not None:
+        xp = _xp(*(points if isinstance(points, tuple) else (points,)), *dist.params.values())
+        if xp is not None:
+            return _grg_at_xp(dist, f, points, diagnostics, xp)
     if isinstance(dist, (Gamma, Exponential, ChiSquared)):
         lz = np.asarray(points, float)
         S = lz.shape[0]
@@ -214,7 +251,77 @@ def grg_at(dist, f, points, *, diagnostics: dict | None = None) -> dict[str, np.
     return est
 
 
-@register("grg")
+def _grg_at_xp(dist, f, points, diagnostics, xp):
+    """:func:`grg_at` for arrays of namespace ``xp`` (the same formulas)."""
+    def flat(x):
+        return xp.reshape(xp.broadcast_to(asarray(x, xp, xp.float64), dist.event_shape), (-1,))
+
+    if isinstance(dist, (Gamma, Exponential, ChiSquared)):
+        lz = asarray(points, xp, xp.float64)
+        S = lz.shape[0]
+        d = dist.event_size
+        lz = xp.reshape(lz, (S, d))
+        if isinstance(dist, Gamma):
+            k, mu = flat(dist.shape), flat(dist.scale)
+        elif isinstance(dist, Exponential):
+            k, mu = xp.ones(d, dtype=xp.float64), flat(dist.scale)
+        else:
+            k, mu = flat(dist.df) / 2.0, xp.full(d, 2.0, dtype=xp.float64)
+        z = mu * xp.exp(lz)
+        g = f.gradient(z)
+        rep, corr = {}, {}
+        if isinstance(dist, Exponential):
+            rep["scale"] = g * (z / mu)
+            corr["scale"] = xp.zeros_like(z)
+        else:
+            fz = xp.reshape(f(z), (S, 1))
+            _, dlz, c = gamma_standardisation(lz, k)
+            rk, ck = g * z * dlz, fz * c
+            if isinstance(dist, Gamma):
+                rep["shape"], corr["shape"] = rk, ck
+                rep["scale"], corr["scale"] = g * (z / mu), xp.zeros_like(z)
+            else:
+                rep["df"], corr["df"] = 0.5 * rk, 0.5 * ck
+    elif isinstance(dist, Beta):
+        l1, l2 = (asarray(p, xp, xp.float64) for p in points)
+        S = l1.shape[0]
+        d = dist.event_size
+        l1, l2 = xp.reshape(l1, (S, d)), xp.reshape(l2, (S, d))
+        bp = {k: xp.reshape(v, (-1,)) for k, v in dist.broadcast_params().items()}
+        z = special(xp).expit(l1 - l2)
+        g = f.gradient(z)
+        fz = xp.reshape(f(z), (S, 1))
+        gz = g * z * (1.0 - z)
+        _, d1, c1 = gamma_standardisation(l1, xp.broadcast_to(bp["alpha"], (S, d)))
+        _, d2, c2 = gamma_standardisation(l2, xp.broadcast_to(bp["beta"], (S, d)))
+        rep = {"alpha": gz * d1, "beta": -gz * d2}
+        corr = {"alpha": fz * c1, "beta": fz * c2}
+    elif isinstance(dist, Dirichlet):
+        lz = asarray(points, xp, xp.float64)
+        S = lz.shape[0]
+        alpha = dist.concentration
+        lz = xp.reshape(lz, (S, *alpha.shape))
+        e = xp.exp(lz - xp.max(lz, axis=-1, keepdims=True))
+        z = e / xp.sum(e, axis=-1, keepdims=True)
+        zf = xp.reshape(z, (S, -1))
+        g = xp.reshape(f.gradient(zf), tuple(z.shape))
+        fz = xp.reshape(f(zf), (S,) + (1,) * alpha.ndim)
+        zdF = z * (g - xp.sum(z * g, axis=-1, keepdims=True))
+        _, dl, c = gamma_standardisation(lz, xp.broadcast_to(alpha, tuple(lz.shape)))
+        rep = {"concentration": zdF * dl}
+        corr = {"concentration": fz * c}
+        if diagnostics is not None:
+            diagnostics.update({"rep": rep, "corr": corr})
+        return {"concentration": rep["concentration"] + corr["concentration"]}
+    else:
+        return grg_at(dist, f, None)  # raises the explanation
+    est = _reduce(dist, {k: rep[k] + corr[k] for k in rep}, S)
+    if diagnostics is not None:
+        diagnostics.update({"rep": _reduce(dist, rep, S), "corr": _reduce(dist, corr, S)})
+    return est
+
+
+@register("grg", array_api=True)
 def grg(dist, f, n_samples, rng, *, diagnostics: dict | None = None):
     """Per-sample generalised reparameterisation gradients ``g_rep + g_corr`` (module docstring).
 
@@ -227,16 +334,29 @@ def grg(dist, f, n_samples, rng, *, diagnostics: dict | None = None):
     ``diagnostics`` (a dict) receives the per-sample parts ``{"rep": ..., "corr": ...}``.
     Returns ``{name: (n_samples, *param_shape)}``.
     """
+    xp = _xp(*dist.params.values()) if hasattr(dist, "params") else None
+    if xp is not None:
+        rng = generator(xp, rng)
+    bc = np.broadcast_to if xp is None else xp.broadcast_to
     if isinstance(dist, (Gamma, Exponential, ChiSquared)):
-        k, _ = _gamma_params(dist)
-        pts = log_standard_gamma(rng, np.broadcast_to(k, (n_samples, dist.event_size)))
+        if xp is None:
+            k, _ = _gamma_params(dist)
+        else:  # the flat shapes of _gamma_params, in xp
+            if isinstance(dist, Gamma):
+                k = dist.shape
+            elif isinstance(dist, Exponential):
+                k = xp.ones((), dtype=xp.float64)
+            else:
+                k = dist.df / 2.0
+            k = xp.reshape(xp.broadcast_to(k, dist.event_shape), (-1,))
+        pts = log_standard_gamma(rng, bc(k, (n_samples, dist.event_size)))
     elif isinstance(dist, Beta):
         bp = dist.broadcast_params()
         shp = (n_samples, *dist.event_shape)
-        pts = (log_standard_gamma(rng, np.broadcast_to(bp["alpha"], shp)),
-               log_standard_gamma(rng, np.broadcast_to(bp["beta"], shp)))
+        pts = (log_standard_gamma(rng, bc(bp["alpha"], shp)),
+               log_standard_gamma(rng, bc(bp["beta"], shp)))
     elif isinstance(dist, Dirichlet):
-        pts = log_standard_gamma(rng, np.broadcast_to(dist.concentration, (n_samples, *dist.event_shape)))
+        pts = log_standard_gamma(rng, bc(dist.concentration, (n_samples, *dist.event_shape)))
     else:
         return grg_at(dist, f, None)  # raises the explanation
     return grg_at(dist, f, pts, diagnostics=diagnostics)

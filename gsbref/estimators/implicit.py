@@ -47,6 +47,12 @@ build the Beta from two Gamma variates and differentiate through them imply this
 derivative).  ``tests/test_estimators_implicit.py`` checks both the equal means and the variance
 ordering by quadrature.
 
+Array backends: the estimator runs on the namespace of the distribution's parameters
+(:mod:`gsbref._backend`), sampling and ``grad f`` included; the CDF derivatives
+(``gamma_dz_dshape``, ``beta_dz_dparams``, ``dirichlet_dz_dconcentration`` of
+:mod:`gsbref.special`, float64 NumPy code) run on the host through
+:func:`gsbref._backend.call_host` (a copy there and back per call).
+
 >>> import numpy as np, gsbref
 >>> from gsbref.estimators import estimate
 >>> est = estimate(gsbref.Gamma(3.0, 0.5), "sum((z - 0.49)**2)", "implicit", 40000, 0)
@@ -59,6 +65,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special as _sp
 
+from .._backend import asarray, call_host, generator, is_numpy, namespace, special
 from ..distributions import Beta, ChiSquared, Dirichlet, Exponential, Gamma
 from ..functions import as_function
 from ._base import register
@@ -78,9 +85,20 @@ def _special():
 
 
 def gamma_dz_dshape_scaled(z, k, mu):
-    """``dz/dk`` for ``z ~ Gamma(k, mu)`` at ``z``: ``mu D(z / mu, k)`` (elementwise)."""
+    """``dz/dk`` for ``z ~ Gamma(k, mu)`` at ``z``: ``mu D(z / mu, k)`` (elementwise; arrays of
+    another namespace go to :mod:`gsbref.special` on the host and come back)."""
+    xp = _xp(z, k, mu)
+    if xp is not None:
+        x = z / mu
+        return mu * call_host(_special().gamma_dz_dshape, x, xp.broadcast_to(k, tuple(x.shape)), xp=xp, dtype=xp.float64)
     z = np.asarray(z, float)
     return mu * np.asarray(_special().gamma_dz_dshape(z / mu, np.broadcast_to(k, z.shape)), float)
+
+
+def _xp(*arrays):
+    """``None`` for NumPy (and host data), else the namespace of ``arrays``."""
+    xp = namespace(*arrays)
+    return None if is_numpy(xp) else xp
 
 
 def _flat(dist, x):
@@ -89,6 +107,9 @@ def _flat(dist, x):
 
 def _reduce(dist, out, S):
     lead = (S, *dist.event_shape)
+    if not all(isinstance(v, np.ndarray) for v in out.values()):
+        xp = namespace(*out.values())
+        return {k: dist._reduce_to_param(k, xp.reshape(v, lead), 1) for k, v in out.items()}
     return {k: np.ascontiguousarray(dist._reduce_to_param(k, v.reshape(lead), 1)) for k, v in out.items()}
 
 
@@ -101,6 +122,9 @@ def implicit_at(dist, f, points, *, form="cdf") -> dict[str, np.ndarray]:
     """
     f = as_function(f)
     _check_form(dist, form)
+    xp = _xp(*(points if isinstance(points, tuple) else (points,)), *dist.params.values())
+    if xp is not None:
+        return _implicit_at_xp(dist, f, points, form, xp)
     if isinstance(dist, (Gamma, Exponential, ChiSquared)):
         z = np.asarray(points, float)
         S = z.shape[0]
@@ -151,6 +175,68 @@ def implicit_at(dist, f, points, *, form="cdf") -> dict[str, np.ndarray]:
     )
 
 
+def _implicit_at_xp(dist, f, points, form, xp):
+    """:func:`implicit_at` for arrays of namespace ``xp``: the same formulas; the CDF derivatives
+    of :mod:`gsbref.special` (float64 NumPy code) run on the host through
+    :func:`gsbref._backend.call_host`."""
+    sp = _special()
+
+    def flat(x):
+        return xp.reshape(xp.broadcast_to(asarray(x, xp), dist.event_shape), (-1,))
+
+    def host(fn, *args):
+        return call_host(fn, *args, xp=xp, dtype=xp.float64)
+
+    if isinstance(dist, (Gamma, Exponential, ChiSquared)):
+        z = asarray(points, xp, xp.float64)
+        S = z.shape[0]
+        z = xp.reshape(z, (S, dist.event_size))
+        g = f.gradient(z)
+        if isinstance(dist, Gamma):
+            k, mu = flat(dist.shape), flat(dist.scale)
+            out = {"shape": g * gamma_dz_dshape_scaled(z, k, mu), "scale": g * (z / mu)}
+        elif isinstance(dist, Exponential):
+            out = {"scale": g * (z / flat(dist.scale))}
+        else:
+            out = {"df": g * gamma_dz_dshape_scaled(z, flat(dist.df) / 2.0, 2.0) / 2.0}
+        return _reduce(dist, out, S)
+    if isinstance(dist, Beta):
+        bp = {k: xp.reshape(v, (-1,)) for k, v in dist.broadcast_params().items()}
+        if form == "cdf":
+            z = asarray(points, xp, xp.float64)
+            S = z.shape[0]
+            z = xp.reshape(z, (S, dist.event_size))
+            shp = tuple(z.shape)
+            da, db = host(sp.beta_dz_dparams, z, xp.broadcast_to(bp["alpha"], shp), xp.broadcast_to(bp["beta"], shp))
+        else:
+            l1, l2 = (asarray(p, xp, xp.float64) for p in points)
+            S = l1.shape[0]
+            l1, l2 = xp.reshape(l1, (S, -1)), xp.reshape(l2, (S, -1))
+            z = special(xp).expit(l1 - l2)
+            inv_s = xp.exp(-xp.logaddexp(l1, l2))
+            shp = tuple(z.shape)
+            da = (1.0 - z) * inv_s * host(sp.gamma_dz_dshape, xp.exp(l1), xp.broadcast_to(bp["alpha"], shp))
+            db = -z * inv_s * host(sp.gamma_dz_dshape, xp.exp(l2), xp.broadcast_to(bp["beta"], shp))
+        g = f.gradient(z)
+        return _reduce(dist, {"alpha": g * da, "beta": g * db}, S)
+    if isinstance(dist, Dirichlet):
+        lz = asarray(points, xp, xp.float64)
+        S = lz.shape[0]
+        alpha = dist.concentration
+        lz = xp.reshape(lz, (S, *alpha.shape))
+        e = xp.exp(lz - xp.max(lz, axis=-1, keepdims=True))
+        z = e / xp.sum(e, axis=-1, keepdims=True)
+        J = host(sp.dirichlet_dz_dconcentration, xp.exp(lz), xp.broadcast_to(alpha, tuple(lz.shape)))
+        g = xp.reshape(f.gradient(xp.reshape(z, (S, -1))), tuple(z.shape))
+        # sum_i g_i dz_i/dalpha_k, summed in the order of NumPy's einsum
+        return {"concentration": xp.sum(g[..., :, None] * J, axis=-2)}
+    raise ValueError(
+        f"implicit: no implicit reparameterisation for {type(dist).__name__}; it applies to "
+        f"{', '.join(SUPPORTED)} (Gaussian, MultivariateGaussian, Laplace and Dirac have explicit "
+        "ones: method='pathwise'; discrete families: 'gsb-discrete' or 'score')"
+    )
+
+
 def _check_form(dist, form):
     if form not in FORMS:
         raise ValueError(f"implicit: form must be one of {FORMS}, got {form!r}")
@@ -158,7 +244,7 @@ def _check_form(dist, form):
         raise ValueError(f"implicit: form= applies to Beta only, not {type(dist).__name__}")
 
 
-@register("implicit")
+@register("implicit", array_api=True)
 def implicit(dist, f, n_samples, rng, *, form="cdf"):
     """Per-sample implicit reparameterisation gradients ``grad f(z) . dz/dtheta`` with
     ``dz/dtheta = -(dF/dtheta) / p`` (module docstring; Figurnov et al. 2018).
@@ -172,10 +258,14 @@ def implicit(dist, f, n_samples, rng, *, form="cdf"):
     """
     _check_form(dist, form)
     n = n_samples
+    xp = _xp(*dist.params.values())
+    if xp is not None:
+        rng = generator(xp, rng)
     if isinstance(dist, (Gamma, Exponential, ChiSquared)):
         from .resummed import _sample_fast
 
-        pts = _sample_fast(dist, rng, n).reshape((n, *dist.event_shape))
+        pts = _sample_fast(dist, rng, n)
+        pts = pts.reshape((n, *dist.event_shape)) if xp is None else xp.reshape(pts, (n, *dist.event_shape))
     elif isinstance(dist, Beta):
         if form == "cdf":
             pts = dist.sample(rng, n)
@@ -184,12 +274,14 @@ def implicit(dist, f, n_samples, rng, *, form="cdf"):
 
             bp = dist.broadcast_params()
             shp = (n, *dist.event_shape)
-            pts = (log_standard_gamma(rng, np.broadcast_to(bp["alpha"], shp)),
-                   log_standard_gamma(rng, np.broadcast_to(bp["beta"], shp)))
+            bc = np.broadcast_to if xp is None else xp.broadcast_to
+            pts = (log_standard_gamma(rng, bc(bp["alpha"], shp)),
+                   log_standard_gamma(rng, bc(bp["beta"], shp)))
     elif isinstance(dist, Dirichlet):
         from .grg import log_standard_gamma
 
-        pts = log_standard_gamma(rng, np.broadcast_to(dist.concentration, (n, *dist.event_shape)))
+        bc = np.broadcast_to if xp is None else xp.broadcast_to
+        pts = log_standard_gamma(rng, bc(dist.concentration, (n, *dist.event_shape)))
     else:
         return implicit_at(dist, f, None)  # raises the explanation
     return implicit_at(dist, f, pts, form=form)

@@ -61,6 +61,13 @@ with ``E|grad f . dz/dtheta|`` finite, and ``f(g(eps; theta))`` absolutely conti
 estimator needs only the first derivative, and the jump of ``f'`` at a kink carries no mass).
 Unbiased under those conditions; exact for Dirac.
 
+Array backends: the estimator runs on the namespace of the distribution's parameters (or of the
+points given to :func:`pathwise_at`; :mod:`gsbref._backend`), ``grad f`` included.  Two steps
+have no array-API version and use host factors or the host: the multivariate Gaussian's triangular
+solves become products with ``L^-1`` (computed once on the host: the same values to rounding), and
+the implicit Gamma-shape derivative (``shape="implicit"``) runs :mod:`gsbref.special` on the host
+(:func:`gsbref._backend.call_host`).
+
 >>> import numpy as np, gsbref
 >>> from gsbref.estimators import estimate
 >>> est = estimate(gsbref.Gaussian(0.3, 1.2), "sum((z - 0.49)**2)", "pathwise", 20000, 0)
@@ -73,6 +80,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg as _la
 
+from .._backend import asarray, generator, is_numpy, namespace
 from ..distributions import (Beta, ChiSquared, Dirac, Dirichlet, Exponential, Gamma, Gaussian, Laplace,
                              MultivariateGaussian)
 from ..functions import as_function
@@ -84,6 +92,12 @@ __all__ = ["SUPPORTED", "cholesky_backward", "pathwise", "pathwise_at"]
 SUPPORTED = ("Gaussian", "MultivariateGaussian", "Dirac", "Laplace", "Exponential", "Gamma")
 
 _SHAPE_OPTIONS = (None, "implicit")
+
+
+def _array_ns(dist, z=None):
+    """``None`` for NumPy (the NumPy code path), else the namespace of ``z`` / the parameters."""
+    xp = namespace(z, *dist.params.values()) if hasattr(dist, "params") else namespace(z)
+    return None if is_numpy(xp) else xp
 
 
 def _flat(dist, name):
@@ -143,6 +157,9 @@ def pathwise_at(dist, f, z, *, shape=None) -> dict[str, np.ndarray]:
         raise ValueError(f"pathwise: shape must be None or 'implicit', got {shape!r}")
     if shape is not None and not isinstance(dist, Gamma):
         raise ValueError(f"pathwise: shape= applies to Gamma only, not {type(dist).__name__}")
+    xp = _array_ns(dist, z)
+    if xp is not None:
+        return _pathwise_at_xp(dist, f, asarray(z, xp, xp.float64), shape, xp)
     z = np.asarray(z, dtype=float)
     S = z.shape[0]
     if isinstance(dist, MultivariateGaussian):
@@ -189,6 +206,60 @@ def pathwise_at(dist, f, z, *, shape=None) -> dict[str, np.ndarray]:
     return {k: np.ascontiguousarray(dist._reduce_to_param(k, v.reshape(lead), 1)) for k, v in out.items()}
 
 
+def _cholesky_backward_xp(Linv, L, GL, xp):
+    """:func:`cholesky_backward` in namespace ``xp`` with ``L^-1`` given (the standard has no
+    triangular solve): ``G = L^-T P L^-1``."""
+    M = xp.matmul(L.T, xp.tril(GL))
+    d = L.shape[-1]
+    low = xp.tril(M, k=-1)
+    eye = xp.eye(d, dtype=xp.bool)
+    P = xp.where(eye, 0.5 * M, 0.5 * (low + xp.matrix_transpose(low)))
+    return xp.matmul(xp.matmul(Linv.T, P), Linv)
+
+
+def _pathwise_at_xp(dist, f, z, shape, xp):
+    """:func:`pathwise_at` for arrays of namespace ``xp`` (the same formulas)."""
+    S = z.shape[0]
+    if isinstance(dist, MultivariateGaussian):
+        z = xp.reshape(dist._check_z(z), (S, dist.dim))
+        g = f.gradient(z)
+        Linv, loc = dist._in(xp, "chol_inv"), dist._in(xp, "loc")
+        L = asarray(dist._chol, xp)
+        eps = (z - loc) @ Linv.T  # rows L^-1 (z - loc)
+        GL = g[:, :, None] * eps[:, None, :]
+        return {"loc": g, "cov": _cholesky_backward_xp(Linv, L, GL, xp)}
+    if not isinstance(dist, (Gaussian, Dirac, Laplace, Gamma, Exponential)):
+        _refuse(dist)
+    d = dist.event_size
+    zf = xp.reshape(z, (S, d))
+    lead = (S, *dist.event_shape)
+
+    def flat(name):
+        return xp.reshape(xp.broadcast_to(asarray(dist.params[name], xp), dist.event_shape), (-1,))
+
+    if isinstance(dist, Dirac):
+        if S > 1 and bool(xp.all(zf == zf[:1, ...])):
+            g = xp.broadcast_to(f.gradient(zf[:1, ...]), (S, d))
+        else:
+            g = f.gradient(zf)
+        return {"loc": dist._reduce_to_param("loc", xp.reshape(g, lead), 1)}
+    g = f.gradient(zf)
+    out = {}
+    if isinstance(dist, (Gaussian, Laplace)):
+        m, s = flat("loc"), flat("scale")
+        out["loc"] = g
+        out["scale"] = g * ((zf - m) / s)
+    elif isinstance(dist, Exponential):
+        out["scale"] = g * (zf / flat("scale"))
+    else:  # Gamma, shape="implicit"
+        from .implicit import gamma_dz_dshape_scaled
+
+        k, mu = flat("shape"), flat("scale")
+        out["shape"] = g * gamma_dz_dshape_scaled(zf, k, mu)
+        out["scale"] = g * (zf / mu)
+    return {k: dist._reduce_to_param(k, xp.reshape(v, lead), 1) for k, v in out.items()}
+
+
 def _sample(dist, rng, n):
     from .resummed import _sample_fast
 
@@ -197,7 +268,7 @@ def _sample(dist, rng, n):
     return dist.sample(rng, n)
 
 
-@register("pathwise")
+@register("pathwise", array_api=True)
 def pathwise(dist, f, n_samples, rng, *, shape=None):
     """Per-sample reparameterisation gradients ``grad f(z) . dz/dtheta`` (module docstring).
 
@@ -215,5 +286,8 @@ def pathwise(dist, f, n_samples, rng, *, shape=None):
         _refuse(dist)
     if isinstance(dist, Gamma) and shape is None:
         return pathwise_at(dist, f, np.ones((1, *dist.event_shape)))  # raises the explanation
+    xp = _array_ns(dist)
+    if xp is not None:
+        return pathwise_at(dist, f, dist.sample(generator(xp, rng), n_samples), shape=shape)
     z = _sample(dist, rng, n_samples)
     return pathwise_at(dist, f, z, shape=shape)

@@ -103,6 +103,16 @@ variates alone (sampled ``t``, ``S d = 10^6``, ``d = 1 ... 10^4``: 1.9-2.1x for 
 2.2-2.5x for softplus -- ``docs/results/gsb_cost.txt``; before the fused differences softplus
 cost 3.1-3.4x, its two ``logaddexp`` evaluations alone ~1.2 draws).
 
+Array backends.  The estimator runs on the namespace of the distribution's parameters (CuPy,
+``array_api_strict``; :mod:`gsbref._backend`): the variates and ``t`` (or ``w``) through
+:func:`gsbref._backend.generator` (on ``array_api_strict`` NumPy's numbers, so the per-sample
+results are NumPy's), ``f`` through the array-API evaluation of :mod:`gsbref.functions`, and
+``f`` at the replaced points of a non-separable ``f`` selected with ``where`` (the standard has no
+scatter).  Two steps cross to the host and back: the fused differences of
+:meth:`~gsbref.functions._fused.FusedSeparable.shift_difference` (NumPy code; converting at its
+boundary keeps the cancellation-free differences, and with them NumPy's results) and the
+Gauss–Jacobi nodes of ``quadrature`` with ``form="simplex"`` (SciPy, once per call).
+
 >>> import numpy as np, gsbref
 >>> from gsbref.estimators import estimate
 >>> est = estimate(gsbref.Beta(alpha=2.0, beta=3.0), "sum(z)", "gsb-resummed", 20000, 1, form="simplex")
@@ -118,6 +128,7 @@ import math
 import numpy as np
 from scipy import special as _sp
 
+from .._backend import asarray, call_host, generator, is_numpy, special, to_numpy
 from ..distributions import Beta, ChiSquared, Dirichlet, Exponential, Gamma, Laplace
 from ..functions._expr import evaluate
 from ._base import register
@@ -151,6 +162,12 @@ def laguerre_rule(m: int) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(t, float), np.asarray(w, float)
 
 
+def _draw_t_xp(rng, shape, xp) -> np.ndarray:
+    """:func:`_draw_t` in namespace ``xp`` (``rng`` from :func:`gsbref._backend.generator`)."""
+    t = rng.standard_exponential(shape)
+    return t if bool(xp.all(t != 0)) else xp.where(t == 0, xp.full_like(t, _TINY), t)
+
+
 def _draw_t(rng, shape) -> np.ndarray:
     # standard_exponential can return exactly 0 (probability ~2^-53); the estimate at such a draw is
     # then 0 instead of mu f'(z) -- a bias of order 1e-16 relative, instead of a 0/0
@@ -160,11 +177,28 @@ def _draw_t(rng, shape) -> np.ndarray:
     return t
 
 
+def _array_ns(x):
+    from .._backend import namespace
+
+    return namespace(x)
+
+
+def _ns(dist):
+    """The namespace the kernels run on: ``np`` for NumPy distributions (the NumPy code path,
+    unchanged), else the distribution's namespace (module docstring, "Array backends")."""
+    xp = getattr(dist, "xp", None)
+    return np if xp is None or is_numpy(xp) else xp
+
+
 # ----------------------------------------------------------------------------------------------
 # f at z with coordinates replaced
 # ----------------------------------------------------------------------------------------------
 def _prod_except(x: np.ndarray) -> np.ndarray:
     """``prod_{k != j} x[..., k]`` for every ``j`` (prefix and suffix products: zeros are fine)."""
+    if not isinstance(x, np.ndarray):
+        from ..functions._function import _prod_except_xp
+
+        return _prod_except_xp(x, _array_ns(x))
     ones = np.ones(x.shape[:-1] + (1,))
     prefix = np.concatenate([ones, np.multiply.accumulate(x[..., :-1], axis=-1)], axis=-1)
     suffix = np.concatenate([np.multiply.accumulate(x[..., :0:-1], axis=-1)[..., ::-1], ones], axis=-1)
@@ -186,6 +220,7 @@ class _Replacer:
     def __init__(self, f, z: np.ndarray):
         self.f = f
         self.z = z
+        self.xp = np if isinstance(z, np.ndarray) else _array_ns(z)
         n, d = z.shape
         sep = f.separable(d)
         self.sep = sep if sep is not None and sep.kind in ("sum", "prod") else None
@@ -195,8 +230,10 @@ class _Replacer:
         if self.sep is not None:
             self.b = self.sep.b_float
             self.others = _prod_except(self.gz) if self.sep.kind == "prod" else None
-        else:
+        elif self.xp is np:
             self.fz = np.asarray(f(z), dtype=float).reshape(n)
+        else:
+            self.fz = self.xp.reshape(f(z), (n,))
 
     @property
     def gz(self) -> np.ndarray:
@@ -209,14 +246,26 @@ class _Replacer:
         """``f(z + h e_j) - f(z)`` per sample and coordinate (``h`` broadcasts against ``z``), a
         fresh array."""
         if self.fused is not None:
-            with np.errstate(over="ignore"):
-                out = self.fused.shift_difference(self.z, h)
-            return np.array(np.broadcast_to(out, self.z.shape)) if out.shape != self.z.shape else out
+            if self.xp is not np:  # the fused engine is NumPy code: its inputs and output cross to the host
+                return call_host(self._fused_shift, self.z, h, xp=self.xp, dtype=self.xp.float64)
+            return self._fused_shift(self.z, h)
         return self.diff(self.z + h)
+
+    def _fused_shift(self, z, h):
+        with np.errstate(over="ignore"):
+            out = self.fused.shift_difference(z, h)
+        return np.array(np.broadcast_to(out, z.shape)) if out.shape != z.shape else out
 
     def g(self, x: np.ndarray) -> np.ndarray:
         """The elementwise summands/factors ``g_j(x[..., j])`` (separable ``f`` only), as a fresh
         writable array (never ``x`` itself)."""
+        xp = self.xp
+        if xp is not np:
+            out = evaluate(self.sep.elementwise, x, "float", xp)
+            if isinstance(out, (int, float)):
+                return xp.full(tuple(x.shape), float(out), dtype=xp.float64)
+            # a fresh array (never x itself: the callers update it in place)
+            return xp.asarray(xp.broadcast_to(out, tuple(x.shape)), copy=True)
         out = np.asarray(evaluate(self.sep.elementwise, x, "float"), dtype=float)
         if out.shape != x.shape or not out.flags.writeable or np.shares_memory(out, x):
             out = np.array(np.broadcast_to(out, x.shape))
@@ -226,6 +275,8 @@ class _Replacer:
         """``F[s, j] = f(z_s | z_sj = v_sj)`` for non-separable f, in chunks."""
         z, f = self.z, self.f
         n, d = z.shape
+        if self.xp is not np:
+            return self._generic_xp(v)
         out = np.empty((n, d))
         per = max(1, _CHUNK // d)  # (sample, coordinate) rows per chunk
         jc = min(d, per)
@@ -240,8 +291,24 @@ class _Replacer:
                 out[s0:s0 + nc, j0:j1] = np.asarray(f(X), dtype=float).reshape(len(zs), j1 - j0)
         return out
 
+    def _generic_xp(self, v):
+        """:meth:`_generic` in another namespace: the replaced points are selected with
+        ``where`` (the standard has no scatter), ``(rows, d, d)`` at a time."""
+        xp, z, f = self.xp, self.z, self.f
+        n, d = z.shape
+        eye = xp.eye(d, dtype=xp.bool)
+        rows = max(1, _CHUNK // (d * d))
+        parts = []
+        for s0 in range(0, n, rows):
+            s1 = min(n, s0 + rows)
+            X = xp.where(eye, v[s0:s1, :, None], z[s0:s1, None, :])  # X[s, j] = z_s with z_sj = v_sj
+            parts.append(xp.reshape(f(X), (s1 - s0, d)))
+        return parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
+
     def diff(self, v: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
         """A fresh array ``(n, d)``; ``v`` and ``w`` are left unchanged."""
+        if self.xp is not np:
+            return self._diff_xp(v, w)
         if self.sep is None:
             fv = self._generic(v)
             fv -= self.fz[:, None] if w is None else self._generic(w)
@@ -254,18 +321,34 @@ class _Replacer:
             dg *= self.b
         return dg
 
+    def _diff_xp(self, v, w):
+        if self.sep is None:
+            return self._generic(v) - (self.fz[:, None] if w is None else self._generic(w))
+        dg = self.g(v) - (self.gz if w is None else self.g(w))
+        if self.sep.kind == "prod":
+            dg = dg * self.others
+        if self.b != 1.0:
+            dg = dg * self.b
+        return dg
+
 
 # ----------------------------------------------------------------------------------------------
 # per-family kernels: per-coordinate estimates, shape (n, d) per parameter
 # ----------------------------------------------------------------------------------------------
 def _flat_params(dist) -> dict[str, np.ndarray]:
+    xp = _ns(dist)
+    if xp is not np:
+        return {k: xp.reshape(v, (-1,)) for k, v in dist.broadcast_params().items()}
     return {k: np.asarray(v, float).reshape(-1) for k, v in dist.broadcast_params().items()}
 
 
-def _ts(rng, shape, rule):
+def _ts(rng, shape, rule, xp=np):
     """Iterate over ``(t, weight)``: one sampled draw (weight 1) or the Laguerre nodes."""
     if rule is None:
-        yield _draw_t(rng, shape), 1.0
+        yield (_draw_t(rng, shape) if xp is np else _draw_t_xp(rng, shape, xp)), 1.0
+    elif xp is not np:
+        for ti, wi in zip(*rule):
+            yield xp.full(shape, float(ti), dtype=xp.float64), float(wi)
     else:
         for ti, wi in zip(*rule):
             yield np.full(shape, ti), wi
@@ -274,12 +357,26 @@ def _ts(rng, shape, rule):
 def _gamma_kernel(f, z, shape, scale, rng, rule):
     """``(d/dshape, d/dscale)`` per sample and coordinate for ``Gamma(shape, scale)``."""
     rep = _Replacer(f, z)
+    xp = rep.xp
     if rule is None:  # one draw of t: no accumulation (this is the hot path of the benchmark)
+        if xp is not np:
+            t = _draw_t_xp(rng, tuple(z.shape), xp)
+            D = rep.shift(t * scale)
+            return D / t, D * (shape / scale)
         t = _draw_t(rng, z.shape)
         D = rep.shift(np.multiply(t, scale))
         dmu = D * (shape / scale)
         D /= t
         return D, dmu
+    if xp is not np:
+        dk = xp.zeros(tuple(z.shape), dtype=xp.float64)
+        dmu = xp.zeros(tuple(z.shape), dtype=xp.float64)
+        for t, w in zip(*rule):
+            t, w = float(t), float(w)
+            D = rep.shift(scale * t)
+            dmu = dmu + w * D
+            dk = dk + D * (w / t)
+        return dk, dmu * (shape / scale)
     dk = np.zeros(z.shape)
     dmu = np.zeros(z.shape)
     for t, w in zip(*rule):  # scalar nodes: no (n, d) array of t needed
@@ -296,6 +393,9 @@ def _sample_fast(dist, rng, n):
     draws come from NumPy's scalar-parameter sampler (the same numbers, ~1.5x faster than with
     broadcast parameter arrays)."""
     d = dist.event_size
+    xp = _ns(dist)
+    if xp is not np:  # the same numbers (NumPy's draws, converted) on array_api_strict; CuPy's own on CuPy
+        return xp.reshape(dist.sample(generator(xp, rng), n), (n, d))
     if not isinstance(dist, (Gamma, Exponential, ChiSquared, Laplace)):
         return dist.sample(rng, n).reshape(n, d)
     p = _flat_params(dist)
@@ -319,11 +419,12 @@ def _gamma_family(dist, f, n, rng, rule):
     if isinstance(dist, Gamma):
         dk, dmu = _gamma_kernel(f, z, p["shape"], p["scale"], rng, rule)
         return {"shape": dk, "scale": dmu}
+    xp = _ns(dist)
     if isinstance(dist, Exponential):
-        _, dmu = _gamma_kernel(f, z, np.ones(d), p["scale"], rng, rule)
+        _, dmu = _gamma_kernel(f, z, xp.ones(d, dtype=xp.float64), p["scale"], rng, rule)
         return {"scale": dmu}
     # ChiSquared(df) = Gamma(df / 2, 2): d/ddf = d/dshape / 2
-    dk, _ = _gamma_kernel(f, z, p["df"] / 2, np.full(d, 2.0), rng, rule)
+    dk, _ = _gamma_kernel(f, z, p["df"] / 2, xp.full(d, 2.0, dtype=xp.float64), rng, rule)
     return {"df": 0.5 * dk}
 
 
@@ -332,19 +433,27 @@ def _laplace(dist, f, n, rng, rule):
     p = _flat_params(dist)
     m, b = p["loc"], p["scale"]
     rep = _Replacer(f, z)
-    dloc = np.zeros(z.shape)
-    dscale = np.zeros(z.shape)
-    for t, w in _ts(rng, z.shape, rule):
+    xp = rep.xp
+    dloc = xp.zeros(tuple(z.shape), dtype=xp.float64)
+    dscale = xp.zeros(tuple(z.shape), dtype=xp.float64)
+    for t, w in _ts(rng, tuple(z.shape), rule, xp):
         bt = b * t
-        dscale += w * (rep.shift(bt) + rep.shift(-bt))
-        dloc += w * rep.diff(m + bt, m - bt)
+        if xp is np:
+            dscale += w * (rep.shift(bt) + rep.shift(-bt))
+            dloc += w * rep.diff(m + bt, m - bt)
+        else:
+            dscale = dscale + w * (rep.shift(bt) + rep.shift(-bt))
+            dloc = dloc + w * rep.diff(m + bt, m - bt)
     return {"loc": dloc / (2 * b), "scale": dscale / b}
 
 
 def _log_gamma_draws(rng, a: np.ndarray) -> np.ndarray:
     """``log g`` for ``g ~ Gamma(a, 1)`` (shape of ``a``), without underflow for small ``a``:
     ``g = G u^(1/a)`` in law, ``G ~ Gamma(a + 1)``, ``u ~ U(0, 1]``."""
-    u = 1.0 - rng.random(a.shape)
+    u = 1.0 - rng.random(tuple(a.shape))
+    if not isinstance(a, np.ndarray):
+        xp = _array_ns(a)
+        return xp.log(rng.gamma(a + 1.0)) + xp.log(u) / a
     return np.log(rng.gamma(a + 1.0)) + np.log(u) / a
 
 
@@ -371,7 +480,11 @@ def jacobi_rule(m: int, s) -> tuple[np.ndarray, np.ndarray]:
 
 def _draw_w(rng, s: np.ndarray) -> np.ndarray:
     """``w ~ Beta(1, s)`` by inversion, ``w = 1 - (1 - u)^(1/s)``, accurate for small ``w``."""
-    u = rng.random(s.shape)
+    u = rng.random(tuple(s.shape))
+    if not isinstance(s, np.ndarray):
+        xp = _array_ns(s)
+        w = -xp.expm1(xp.log1p(-u) / s)
+        return xp.maximum(w, xp.full_like(w, _TINY))
     return np.maximum(-np.expm1(np.log1p(-u) / s), _TINY)
 
 
@@ -381,6 +494,11 @@ def _ws(rng, s: np.ndarray, m):
     Gauss–Jacobi nodes."""
     if m is None:
         yield _draw_w(rng, s), 1.0 / s
+    elif not isinstance(s, np.ndarray):
+        xp = _array_ns(s)
+        nodes, weights = jacobi_rule(m, to_numpy(s[0, ...]))  # nodes on the host (SciPy)
+        for wi, Wi in zip(nodes, weights):
+            yield xp.broadcast_to(asarray(wi, xp), tuple(s.shape)), asarray(Wi, xp)
     else:
         nodes, weights = jacobi_rule(m, s[0])  # s[0]: the parameters (s repeats them per sample)
         for wi, Wi in zip(nodes, weights):
@@ -390,23 +508,24 @@ def _ws(rng, s: np.ndarray, m):
 def _beta(dist, f, n, rng, rule, form):
     d = dist.event_size
     p = _flat_params(dist)
-    a = np.broadcast_to(p["alpha"], (n, d))
-    bb = np.broadcast_to(p["beta"], (n, d))
-    da = np.zeros((n, d))
-    db = np.zeros((n, d))
+    xp = _ns(dist)
+    a = xp.broadcast_to(p["alpha"], (n, d))
+    bb = xp.broadcast_to(p["beta"], (n, d))
+    da = xp.zeros((n, d), dtype=xp.float64)
+    db = xp.zeros((n, d), dtype=xp.float64)
     if form == "gamma":
         l1, l2 = _log_gamma_draws(rng, a), _log_gamma_draws(rng, bb)
-        z = _sp.expit(l1 - l2)  # g1 / (g1 + g2), accurate for any magnitudes
-        g1, g2 = np.exp(l1), np.exp(l2)
+        z = (_sp.expit if xp is np else special(xp).expit)(l1 - l2)  # g1 / (g1 + g2), accurate for any magnitudes
+        g1, g2 = xp.exp(l1), xp.exp(l2)
         rep = _Replacer(f, z)
-        for t, w in _ts(rng, z.shape, rule):
+        for t, w in _ts(rng, (n, d), rule, xp):
             den = g1 + g2 + t
             da += w * (rep.diff((g1 + t) / den) / t)
             db += w * (rep.diff(g1 / den) / t)
         return {"alpha": da, "beta": db}
     # simplex form: (g1 + t)/(g1 + g2 + t) = z + w (1 - z), g1/(g1 + g2 + t) = z (1 - w) with
     # w = t / (g1 + g2 + t) ~ Beta(1, alpha + beta) independent of z; E[1/(g1 + g2 + t) | w, z] = 1/s
-    z = dist.sample(rng, n).reshape(n, d)
+    z = dist.sample(rng, n).reshape(n, d) if xp is np else xp.reshape(dist.sample(generator(xp, rng), n), (n, d))
     rep = _Replacer(f, z)
     s = a + bb
     m = None if rule is None else len(rule[0])
@@ -417,6 +536,8 @@ def _beta(dist, f, n, rng, rule, form):
 
 
 def _dirichlet(dist, f, n, rng, rule, form):
+    if _ns(dist) is not np:
+        return _dirichlet_xp(dist, f, n, rng, rule, form, _ns(dist))
     alpha = np.asarray(dist.concentration, float)
     K = alpha.shape[-1]
     B = alpha.size // K
@@ -478,10 +599,71 @@ def _dirichlet(dist, f, n, rng, rule, form):
     return {"concentration": out.reshape((n, *alpha.shape))}
 
 
+def _dirichlet_xp(dist, f, n, rng, rule, form, xp):
+    """:func:`_dirichlet` for distributions of another array namespace (the same steps; the
+    perturbed simplices of non-separable ``f`` are selected with ``where`` instead of scattered)."""
+    alpha = dist.concentration
+    K = alpha.shape[-1]
+    B = math.prod(alpha.shape) // K
+    d = B * K
+    eye = xp.eye(K, dtype=xp.float64)
+    if form == "gamma":
+        lg = _log_gamma_draws(rng, xp.broadcast_to(xp.reshape(alpha, (B, K)), (n, B, K)))
+        e = xp.exp(lg - xp.max(lg, axis=-1, keepdims=True))
+        z = e / xp.sum(e, axis=-1, keepdims=True)  # (n, B, K)
+        g = xp.exp(lg)
+        S = xp.sum(g, axis=-1)  # (n, B)
+
+        def steps():
+            for t, w in _ts(rng, (n, B, K), rule, xp):
+                tk = xp.moveaxis(t, 2, 1)[..., None]  # (n, K, B, 1)
+                Zp = (g[:, None, :, :] + tk * eye[None, :, None, :]) / (S[:, None, :, None] + tk)
+                yield Zp, w / t
+    else:
+        z = xp.reshape(dist.sample(generator(xp, rng), n), (n, B, K))
+        s0 = xp.broadcast_to(xp.sum(xp.reshape(alpha, (B, K)), axis=-1, keepdims=True), (n, B, K))
+        m = None if rule is None else len(rule[0])
+
+        def steps():
+            for w, W in _ws(rng, s0, m):
+                wk = xp.moveaxis(w, 2, 1)[..., None]  # (n, K, B, 1)
+                Zp = z[:, None, :, :] * (1.0 - wk) + wk * eye[None, :, None, :]
+                yield Zp, W / w
+
+    zf = xp.reshape(z, (n, d))
+    sep = f.separable(d)
+    sep = sep if sep is not None and sep.kind in ("sum", "prod") else None
+    if sep is not None:
+        rep = _Replacer(f, zf)
+        gz = xp.reshape(rep.gz, (n, B, K))
+    else:
+        fz = xp.reshape(f(zf), (n,))
+        eyeB = xp.eye(B, dtype=xp.bool)[None, :, :, None]
+    out = xp.zeros((n, B, K), dtype=xp.float64)
+    for Zp, scale in steps():
+        if sep is not None:
+            Gp = xp.reshape(rep.g(xp.reshape(Zp, (n, K, d))), (n, K, B, K))
+            if sep.kind == "sum":
+                D = rep.b * xp.sum(Gp - gz[:, None, ...], axis=-1)  # (n, K, B)
+            else:
+                blk_z = xp.prod(gz, axis=-1)  # (n, B)
+                rest = _prod_except(blk_z)  # product over the other simplices
+                D = rep.b * (xp.prod(Gp, axis=-1) - blk_z[:, None, ...]) * rest[:, None, ...]
+        else:
+            cols = []
+            for k in range(K):
+                # X[s, b', b, :]: simplex b of sample s when simplex b' is the perturbed one
+                X = xp.where(eyeB, Zp[:, k, :, None, :], z[:, None, :, :])  # (n, B, B, K)
+                cols.append(xp.reshape(f(xp.reshape(X, (n, B, d))), (n, B)) - fz[:, None])
+            D = xp.stack(cols, axis=1)  # (n, K, B)
+        out += scale * xp.moveaxis(D, 1, 2)
+    return {"concentration": xp.reshape(out, (n, *alpha.shape))}
+
+
 _FORMS = ("gamma", "simplex")
 
 
-@register("gsb-resummed")
+@register("gsb-resummed", array_api=True)
 def gsb_resummed(dist, f, n_samples, rng, *, quadrature=None, form=None):
     """Per-sample resummed GSB estimates (see the module docstring for the formulas).
 
@@ -528,17 +710,22 @@ def gsb_resummed(dist, f, n_samples, rng, *, quadrature=None, form=None):
     # faster than whole-array passes, which are bound by memory traffic and page faults)
     n = n_samples
     rows = max(1, _BLOCK // dist.event_size)
+    xp = _ns(dist)
+    if xp is not np:
+        rng = generator(xp, rng)
     out = None
     for s0 in range(0, n, rows):
         m = min(rows, n - s0)
         part = kernel(dist, f, m, rng, rule)
         if out is None:
-            out = {k: np.empty((n, *v.shape[1:])) for k, v in part.items()}
+            out = {k: xp.empty((n, *v.shape[1:]), dtype=xp.float64) for k, v in part.items()}
         for k, v in part.items():
-            out[k][s0:s0 + m] = v
+            out[k][s0:s0 + m, ...] = v
     if isinstance(dist, Dirichlet):
         return out
     lead = (n, *dist.event_shape)
+    if xp is not np:
+        return {k: dist._reduce_to_param(k, xp.reshape(v, lead), 1) for k, v in out.items()}
     return {k: np.ascontiguousarray(dist._reduce_to_param(k, v.reshape(lead), 1)) for k, v in out.items()}
 
 

@@ -12,7 +12,11 @@ the last axis, rank-0 values drop it.  When a rank-0 value that depends on ``z``
 it gets a trailing axis of length 1, so ``z[0] * z`` or ``sum(z) - z`` broadcast as written.
 
 The evaluator works in one of two modes: ``"float"`` (float64 arrays, float jets) or ``"mp"``
-(mpmath object arrays, object jets).  In ``"mp"`` mode numeric literals become
+(mpmath object arrays, object jets).  In ``"float"`` mode the arrays may belong to another array
+namespace (CuPy, ``array_api_strict``; :mod:`gsbref._backend`): :func:`evaluate` is then given that
+namespace as ``xp`` (:func:`namespace_of` finds it), constant vectors and matrices are converted to
+it (once per node and namespace), and the primitives map to the array-API kernels of
+:func:`gsbref.functions._scalar.xp_kernels` (jets: :class:`~gsbref.functions.jet.XpJet`).  In ``"mp"`` mode numeric literals become
 ``mpmath.mpf(<their source text>)`` at the current precision (so ``0.49`` is the decimal 0.49),
 constants given as floats are converted exactly, and ``pi`` is mpmath's pi.  All primitives go
 through :mod:`gsbref.ops`, which dispatches on the value type.
@@ -21,6 +25,7 @@ through :mod:`gsbref.ops`, which dispatches on the value type.
 from __future__ import annotations
 
 import math
+import weakref
 
 import mpmath
 import numpy as np
@@ -197,10 +202,41 @@ def _paren(node: Node) -> str:
 def mode_of(z) -> str:
     """``"mp"`` for mpmath objects (object arrays, object jets), ``"float"`` otherwise."""
     if isinstance(z, Jet):
-        return "mp" if z.coeffs.dtype == object else "float"
+        return "mp" if isinstance(z.coeffs, np.ndarray) and z.coeffs.dtype == object else "float"
     if isinstance(z, np.ndarray) and z.dtype == object:
         return "mp"
     return "float"
+
+
+def namespace_of(z):
+    """The array namespace of ``z`` (an array or a jet) when it is not NumPy's, else None."""
+    c = z.coeffs if isinstance(z, Jet) else z
+    if z is None or _scalar.is_host(c):
+        return None
+    from .._backend import is_numpy, namespace
+
+    xp = namespace(c)
+    return None if is_numpy(xp) else xp
+
+
+def _xp_constant(node: Named, xp):
+    """A keyword constant in namespace ``xp`` (numbers stay Python floats; arrays are converted
+    once per node and namespace)."""
+    value = node.value
+    if not isinstance(value, np.ndarray):
+        return float(value)
+    # kept beside the node, not in it: a tree stays picklable after use on another namespace
+    cache = _XP_CONSTANTS.setdefault(node, {})
+    key = id(xp)  # namespaces are modules: they live as long as the interpreter
+    if key not in cache:
+        from .._backend import asarray
+
+        cache[key] = asarray(value.astype(float), xp)
+    return cache[key]
+
+
+#: ``{Named node: {id(namespace): the constant in that namespace}}``, dropped with the node
+_XP_CONSTANTS: "weakref.WeakKeyDictionary[Node, dict]" = weakref.WeakKeyDictionary()
 
 
 def mp_number(text_or_value):
@@ -242,8 +278,10 @@ def exponent_value(node: Node, mode: str):
 def _expand(value):
     """Give a batch-shaped rank-0 value a trailing axis so it broadcasts against vectors."""
     if isinstance(value, Jet):
-        return Jet(value.coeffs[..., None])
+        return value._new(value.coeffs[..., None])
     if isinstance(value, np.ndarray) and value.ndim >= 1:
+        return value[..., None]
+    if not _scalar.is_host(value) and len(value.shape) >= 1:
         return value[..., None]
     return value
 
@@ -251,6 +289,8 @@ def _expand(value):
 def _length(value):
     if isinstance(value, Jet):
         return value.shape[-1] if value.shape else None
+    if not _scalar.is_host(value):
+        return value.shape[-1] if len(value.shape) else None
     return np.shape(value)[-1] if np.ndim(value) else None
 
 
@@ -262,8 +302,11 @@ _BINARY = {
 }
 
 
-def evaluate(node: Node, z, mode: str):
-    """Value of ``node`` at ``z`` (array, object array or jet), following the rank rules above."""
+def evaluate(node: Node, z, mode: str, xp=None):
+    """Value of ``node`` at ``z`` (array, object array or jet), following the rank rules above.
+    ``xp``: the namespace of ``z`` when it is not NumPy's (module docstring; mode ``"float"``)."""
+    if xp is not None:
+        return _evaluate_xp(node, z, xp)
     if isinstance(node, Var):
         return z
     if isinstance(node, Literal):
@@ -302,6 +345,84 @@ def evaluate(node: Node, z, mode: str):
         W = constant_value(node.matrix.value, mode)
         return ops.matvec(W, _vector(node, evaluate(node.children[0], z, mode)))
     raise TypeError(f"unknown expression node {node!r}")  # pragma: no cover - parser guarantees
+
+
+def _evaluate_xp(node: Node, z, xp):
+    """:func:`evaluate` in ``"float"`` mode for arrays and jets of namespace ``xp``."""
+    if isinstance(node, Var):
+        return z
+    if isinstance(node, Literal):
+        return float(node.value)
+    if isinstance(node, Pi):
+        return math.pi
+    if isinstance(node, Named):
+        return _xp_constant(node, xp)
+    if isinstance(node, Neg):
+        return -_evaluate_xp(node.children[0], z, xp)
+    if isinstance(node, Binary):
+        left, right = node.children
+        a, b = _evaluate_xp(left, z, xp), _evaluate_xp(right, z, xp)
+        if left.rank != right.rank:
+            if left.rank == 0 and not left.const:
+                a = _expand(a)
+            if right.rank == 0 and not right.const:
+                b = _expand(b)
+        elif left.rank == 1:
+            la, lb = _length(a), _length(b)
+            if la is not None and lb is not None and la != lb and 1 not in (la, lb):
+                raise ValueError(f"vector lengths do not match in '{node}': {la} and {lb}")
+        return _BINARY[node.op](a, b)
+    if isinstance(node, Power):
+        base, exponent = node.children
+        x = _evaluate_xp(base, z, xp)
+        p = exponent_value(exponent, "float")
+        if isinstance(x, Jet):
+            return x**p
+        return x**p if not isinstance(x, float) else float(np.power(x, p))
+    if isinstance(node, Call):
+        x = _evaluate_xp(node.children[0], z, xp)
+        if isinstance(x, Jet):
+            return getattr(x, node.name)()
+        if isinstance(x, float):
+            return float(getattr(_scalar, node.name)(x))
+        return getattr(_scalar.xp_kernels(xp), node.name)(x)
+    if isinstance(node, Reduce):
+        x = _evaluate_xp(node.children[0], z, xp)
+        if isinstance(x, Jet):
+            return getattr(x, node.name)()
+        x = _xp_vector(node, x)
+        if node.name == "sum":
+            return xp.sum(x, axis=-1)
+        if node.name == "prod":
+            return xp.prod(x, axis=-1)
+        return xp.sum(x, axis=-1) / x.shape[-1]
+    if isinstance(node, Index):
+        x = _evaluate_xp(node.children[0], z, xp)
+        if not isinstance(x, Jet):
+            x = _xp_vector(node, x)
+        n = x.shape[-1]
+        if not -n <= node.i < n:
+            raise ValueError(f"index {node.i} is out of range for {n} coordinates")
+        return x[..., node.i]
+    if isinstance(node, MatVec):
+        W = _xp_constant(node.matrix, xp)
+        x = _evaluate_xp(node.children[0], z, xp)
+        if not isinstance(x, Jet):
+            x = _xp_vector(node, x)
+        if W.ndim != 2:
+            raise ValueError(f"matvec(W, z): W must be a 2-d matrix, got shape {tuple(W.shape)}")
+        if W.shape[1] != x.shape[-1]:
+            raise ValueError(f"matvec(W, z): W has {W.shape[1]} columns but z has {x.shape[-1]} coordinates")
+        if isinstance(x, Jet):
+            return x.matvec(W)
+        return xp.matmul(x, W.T)
+    raise TypeError(f"unknown expression node {node!r}")  # pragma: no cover - parser guarantees
+
+
+def _xp_vector(node, value):
+    if isinstance(value, float) or len(value.shape) < 1:
+        raise ValueError(f"'{node}' needs a vector argument")  # pragma: no cover - rank-checked
+    return value
 
 
 def _vector(node, value):

@@ -12,6 +12,15 @@ Derivative engines (all through :class:`~gsbref.functions.jet.Jet`):
   ``"sum"`` the Hessian is diagonal.
 
 ``method="auto"`` takes the separable engine whenever :meth:`Function.separable` recognises ``f``.
+
+Array namespaces.  Values, gradients, pure partial derivatives and Hessians of a formula
+function accept float arrays of any array-API namespace (CuPy, ``array_api_strict``; see
+:mod:`gsbref._backend`) and return arrays of that namespace: the expression tree is evaluated with
+the namespace's functions and :class:`~gsbref.functions.jet.XpJet` (the same engines, the same
+operation order, so the results agree with NumPy's to a few ulps and are usually identical).  A
+function given as a Python callable is evaluated on the host (:func:`gsbref._backend.call_host`:
+a copy there and back), since the callable's primitives (:mod:`gsbref.ops`) are NumPy's.  The
+NumPy path is unchanged.
 """
 
 from __future__ import annotations
@@ -22,10 +31,10 @@ import mpmath
 import numpy as np
 
 from . import _scalar
-from ._expr import Binary, MatVec, Neg, Node, Var, evaluate, kink_primitives, mode_of, rebuild
+from ._expr import Binary, MatVec, Neg, Node, Var, evaluate, kink_primitives, mode_of, namespace_of, rebuild
 from ._parse import check_constants, parse
 from ._separable import Separable, recognise
-from .jet import Jet, _check_order
+from .jet import Jet, XpJet, _check_order
 
 __all__ = ["Function", "function", "as_function"]
 
@@ -120,18 +129,19 @@ class Function:
         return None if kinks is None else bool(kinks)
 
     # -- evaluation -----------------------------------------------------------------------------
-    def _raw(self, z):
-        """Evaluate on an array / object array / jet, squeeze a length-1 coordinate axis."""
-        batch_ndim = (len(z.shape) if isinstance(z, Jet) else np.ndim(z)) - 1
+    def _raw(self, z, xp=None):
+        """Evaluate on an array / object array / jet, squeeze a length-1 coordinate axis.
+        ``xp``: the namespace of ``z`` when it is not NumPy's (formula functions only)."""
+        batch_ndim = (len(z.shape) if isinstance(z, Jet) or xp is not None else np.ndim(z)) - 1
         if self.tree is not None:
-            out = evaluate(self.tree, z, mode_of(z))
+            out = evaluate(self.tree, z, mode_of(z), xp)
             vector = self.tree.rank == 1
         else:
             out = self._fn(z)
             out_ndim = len(out.shape) if isinstance(out, Jet) else np.ndim(out)
             vector = out_ndim == batch_ndim + 1
         if vector:
-            shape = out.shape if isinstance(out, Jet) else np.shape(out)
+            shape = out.shape if isinstance(out, Jet) or xp is not None else np.shape(out)
             if len(shape) == 0 or shape[-1] != 1:
                 n = shape[-1] if shape else "?"
                 raise ValueError(
@@ -142,12 +152,29 @@ class Function:
         return out
 
     def __call__(self, z):
-        """Float64 values: ``z`` of shape ``(..., d)`` -> shape ``(...)``."""
+        """Float64 values: ``z`` of shape ``(..., d)`` -> shape ``(...)`` (an array of the
+        namespace of ``z``; NumPy: a NumPy float for a single point)."""
+        xp = _namespace(z)
+        if xp is not None:
+            return self._call_xp(_xp_float_points(z, xp), xp)
         z = _float_points(z)
         out = self._raw(z)
         if isinstance(out, Jet):  # pragma: no cover - a callable returning a jet for an array
             raise TypeError("the callable returned a Jet for an array argument")
         return np.array(np.broadcast_to(np.asarray(out, dtype=float), z.shape[:-1]))[()]
+
+    def _call_xp(self, z, xp):
+        if self.tree is None:
+            return _call_host(self.__call__, z, xp)
+        out = self._raw(z, xp)
+        batch = tuple(z.shape[:-1])
+        if isinstance(out, Jet):  # pragma: no cover - a formula returns a jet only for a jet
+            raise TypeError("the formula returned a Jet for an array argument")
+        if isinstance(out, (int, float)):
+            return xp.full(batch, float(out), dtype=xp.float64)
+        if tuple(out.shape) != batch:
+            out = xp.broadcast_to(out, batch)
+        return xp.asarray(out, dtype=xp.float64, copy=True)
 
     def mp(self, z):
         """mpmath value at the current precision: ``z`` a sequence of ``d`` numbers -> an mpf.
@@ -222,7 +249,15 @@ class Function:
         ``[n, ..., j] = d^n f / dz_j^n`` (entry 0 is ``f(z)``, repeated along ``j``).
 
         ``method``: ``"auto"`` (separable engine when possible), ``"separable"``, ``"generic"``.
+        ``z`` may be an array of any array-API namespace; the result is then in it.
         """
+        xp = _namespace(z)
+        if xp is not None:
+            z = _xp_float_points(z, xp)
+            order = _check_order(order)
+            if self.tree is None:
+                return _call_host(lambda h: self.derivatives(h, order, method), z, xp)
+            return self._derivatives(z, order, method, xp)
         z = _float_points(z)
         return self._derivatives(z, _check_order(order), method)
 
@@ -232,15 +267,22 @@ class Function:
         return _to_mpf(self._derivatives(z, _check_order(order), method))
 
     def gradient(self, z, method: str = "auto"):
-        """Gradient in float64, shape ``(..., d)``."""
-        return self.derivatives(z, 1, method)[1]
+        """Gradient in float64, shape ``(..., d)`` (in the namespace of ``z``)."""
+        d = self.derivatives(z, 1, method)
+        return d[1] if isinstance(d, np.ndarray) else d[1, ...]
 
     def mp_gradient(self, z, method: str = "auto"):
         """Gradient in mpmath at the current precision: object array ``(d,)``."""
         return self.mp_derivatives(z, 1, method)[1]
 
     def hessian(self, z, method: str = "auto"):
-        """Hessian in float64, shape ``(..., d, d)``."""
+        """Hessian in float64, shape ``(..., d, d)`` (in the namespace of ``z``)."""
+        xp = _namespace(z)
+        if xp is not None:
+            z = _xp_float_points(z, xp)
+            if self.tree is None:
+                return _call_host(lambda h: self.hessian(h, method), z, xp)
+            return self._hessian_xp(z, method, xp)
         z = _float_points(z)
         return self._hessian(z, method)
 
@@ -259,13 +301,58 @@ class Function:
             raise ValueError(f"{self!r} is not separable for d = {d}; use method='generic'")
         return sep
 
-    def _derivatives(self, z, order, method):
+    def _derivatives(self, z, order, method, xp=None):
         sep = self._engine(z.shape[-1], method)
+        if xp is not None:
+            if sep is not None:
+                return _separable_derivatives_xp(sep, z, order, xp)
+            coeffs = self._directional_xp(z, xp.eye(z.shape[-1], dtype=xp.float64), order, xp)
+            return _factorials_xp(order, coeffs, xp) * coeffs
         if sep is not None:
             return _separable_derivatives(sep, z, order)
         d = z.shape[-1]
         coeffs = self._directional(z, np.eye(d), order)
         return _factorials(order, coeffs) * coeffs
+
+    def _hessian_xp(self, z, method, xp):
+        d = z.shape[-1]
+        sep = self._engine(d, method)
+        eye = xp.eye(d, dtype=xp.bool)
+        if sep is not None and sep.kind == "sum":
+            second = _separable_derivatives_xp(sep, z, 2, xp)[2, ...]
+            return xp.where(eye, second[..., :, None], xp.zeros_like(second[..., :, None]))
+        pairs = [(i, j) for i in range(d) for j in range(i + 1, d)]
+        V = np.zeros((d + len(pairs), d))
+        V[np.arange(d), np.arange(d)] = 1.0
+        for k, (i, j) in enumerate(pairs):
+            V[d + k, [i, j]] = 1.0
+        c2 = self._directional_xp(z, _backend().asarray(V, xp), 2, xp)[2, ...]
+        diag = c2[..., :d]
+        H = xp.where(eye, 2 * diag[..., :, None], xp.zeros_like(diag[..., :, None]))
+        for k, (i, j) in enumerate(pairs):
+            v = c2[..., d + k] - diag[..., i] - diag[..., j]
+            H[..., i, j] = v
+            H[..., j, i] = v
+        return H
+
+    def _directional_xp(self, z, V, order, xp):
+        """:meth:`_directional` for arrays of namespace ``xp`` (``V`` an array of ``xp``)."""
+        batch = tuple(z.shape[:-1])
+        m, d = V.shape[0], z.shape[-1]
+        flat = xp.reshape(z, (-1, d))
+        n = flat.shape[0]
+        rows = max(1, _CHUNK_ELEMENTS // max(1, (order + 1) * m * d))
+        out = xp.empty((order + 1, n, m), dtype=xp.float64)
+        for start in range(0, n, rows):
+            stop = min(n, start + rows)
+            block = flat[start:stop, ...]
+            x = xp.broadcast_to(block[:, None, :], (stop - start, m, d))
+            jet = XpJet.variable(x, order, xp.broadcast_to(V, x.shape))
+            res = self._raw(jet, xp)
+            if not isinstance(res, Jet):
+                res = XpJet.constant(_xp_full(res, x.shape[:-1], xp), order, xp=xp)
+            out[:, start:stop, ...] = xp.broadcast_to(res.coeffs, (order + 1,) + tuple(x.shape[:-1]))
+        return xp.reshape(out, (order + 1,) + batch + (m,))
 
     def _hessian(self, z, method):
         d = z.shape[-1]
@@ -335,6 +422,48 @@ def _separable_derivatives(sep: Separable, z, order: int):
     return out
 
 
+def _separable_derivatives_xp(sep: Separable, z, order: int, xp):
+    """:func:`_separable_derivatives` for arrays of namespace ``xp``."""
+    jet = XpJet.variable(z, order)
+    g = evaluate(sep.elementwise, jet, "float", xp)
+    if not isinstance(g, Jet):
+        g = XpJet.constant(_xp_full(g, z.shape, xp), order, xp=xp)
+    full = (order + 1,) + tuple(z.shape)
+    G = g.coeffs if tuple(g.coeffs.shape) == full else xp.broadcast_to(g.coeffs, full)
+    a = float(evaluate(sep._a, None, "float"))
+    b = float(evaluate(sep._b, None, "float"))
+    value = xp.sum(G[0, ...], axis=-1) if sep.kind == "sum" else xp.prod(G[0, ...], axis=-1)
+    others = _prod_except_xp(G[0, ...], xp) if sep.kind == "prod" else None
+    out = G * _factorials_xp(order, G, xp)
+    value = a + b * value
+    scale = b if others is None else b * others
+    if not (isinstance(scale, float) and scale == 1):
+        out = out * scale
+    out[0, ...] = xp.broadcast_to(value[..., None], tuple(z.shape))
+    return out
+
+
+def _prod_except_xp(x, xp):
+    """:func:`_prod_except` for arrays of namespace ``xp`` (``cumulative_prod``: the standard's
+    ``multiply.accumulate``)."""
+    ones = xp.ones(tuple(x.shape[:-1]) + (1,), dtype=x.dtype)
+    prefix = xp.concat([ones, xp.cumulative_prod(x[..., :-1], axis=-1)], axis=-1)
+    suffix = xp.concat([xp.flip(xp.cumulative_prod(xp.flip(x[..., 1:], axis=-1), axis=-1), axis=-1), ones], axis=-1)
+    return prefix * suffix
+
+
+def _factorials_xp(order, like, xp):
+    f = xp.asarray([float(math.factorial(k)) for k in range(order + 1)], dtype=xp.float64)
+    return xp.reshape(f, (order + 1,) + (1,) * (like.ndim - 1))
+
+
+def _xp_full(value, shape, xp):
+    """A constant (Python number or array of ``xp``) broadcast to ``shape`` in ``xp``."""
+    if isinstance(value, (int, float)):
+        return xp.full(tuple(shape), float(value), dtype=xp.float64)
+    return xp.broadcast_to(value, tuple(shape))
+
+
 def _prod_except(x):
     """``prod_{k != j} x[..., k]`` for every ``j``, without division (prefix and suffix products)."""
     ones = np.ones(x.shape[:-1] + (1,), dtype=x.dtype)
@@ -366,6 +495,39 @@ def _match_affine(node):
 
 
 # -- input checks ----------------------------------------------------------------------------------
+def _backend():
+    from .. import _backend
+
+    return _backend
+
+
+def _namespace(z):
+    """The namespace of ``z`` when it is an array of a namespace other than NumPy's, else None
+    (host data, jets and everything else take the NumPy path, which validates them)."""
+    if isinstance(z, Jet) or _scalar.is_host(z) or not hasattr(z, "__array_namespace__"):
+        return None
+    return namespace_of(z)
+
+
+def _xp_float_points(z, xp):
+    """:func:`_float_points` for an array of namespace ``xp``: float64, shape ``(..., d)``."""
+    if xp.isdtype(z.dtype, "bool") or not xp.isdtype(z.dtype, ("integral", "real floating")):
+        kind = "complex" if xp.isdtype(z.dtype, "complex floating") else str(z.dtype)
+        if kind == "complex":
+            raise TypeError("z must be real")
+        raise TypeError(f"z must be an array of real numbers, got dtype {z.dtype}")
+    if z.dtype != xp.float64:
+        z = xp.astype(z, xp.float64)
+    if z.ndim < 1 or z.shape[-1] < 1:
+        raise ValueError(f"z must have shape (..., d) with d >= 1, got shape {tuple(z.shape)}")
+    return z
+
+
+def _call_host(fn, z, xp):
+    """``fn`` on a NumPy copy of ``z``, its result converted back to ``xp`` (callables)."""
+    return _backend().call_host(fn, z, xp=xp, dtype=xp.float64)
+
+
 def _check_d(d) -> int:
     if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
         raise ValueError(f"d must be a positive integer, got {d!r}")

@@ -8,6 +8,11 @@
   real line (``log`` of a negative number, say) raises ``ValueError`` instead of returning a
   silent ``mpc``.
 
+* array-API flavour: arrays of any other namespace (CuPy, ``array_api_strict``, ...; see
+  :mod:`gsbref._backend`), through :func:`xp_kernels`: the same formulas written with the
+  standard's functions (``softplus`` through ``logaddexp``, ``sigmoid`` through the namespace's
+  ``expit`` from :func:`gsbref._backend.special`); the result stays in the input's namespace.
+
 No Taylor jets here: :mod:`gsbref.functions.jet` builds on these kernels and :mod:`gsbref.ops`
 adds the dispatch to jets.
 
@@ -20,6 +25,9 @@ True
 """
 
 from __future__ import annotations
+
+import functools
+import types
 
 import mpmath
 import numpy as np
@@ -147,12 +155,72 @@ _NP = {
 }
 
 
+#: values that take the NumPy (or mpmath) flavour; anything else is an array of another namespace
+_HOST = (np.ndarray, np.generic, int, float, complex, list, tuple, mpmath.mpf, mpmath.mpc)
+
+
+def is_host(x) -> bool:
+    """True for NumPy arrays and numbers, Python numbers and mpmath numbers (the host flavours)."""
+    return isinstance(x, _HOST)
+
+
+@functools.lru_cache(maxsize=None)
+def xp_kernels(xp) -> types.SimpleNamespace:
+    """The elementwise kernels for arrays of namespace ``xp`` (attributes named as the kernels of
+    this module, ``power(x, p)`` included).  Only array-API functions, no Python-scalar arguments
+    (which older versions of the standard do not allow); ``heaviside`` keeps NaN, as NumPy's does.
+
+    >>> import numpy as np
+    >>> k = xp_kernels(np)
+    >>> k.softplus(np.array([0.0])).tolist() == [float(np.log(2.0))]
+    True
+    """
+    from .._backend import special
+
+    sp = special(xp)
+
+    def softplus(x):
+        return xp.logaddexp(xp.zeros_like(x), x)
+
+    def log_sigmoid(x):
+        return -xp.logaddexp(xp.zeros_like(x), -x)
+
+    def sech2(x):
+        e = xp.exp(-2.0 * xp.abs(x))
+        return 4.0 * e / (1.0 + e) ** 2
+
+    def relu(x):
+        return xp.maximum(x, xp.zeros_like(x))
+
+    def heaviside(x):
+        zero = xp.zeros_like(x)
+        one = xp.ones_like(x)
+        return xp.where(x > 0, one, xp.where(x < 0, zero, xp.where(x == 0, 0.5 * one, x)))
+
+    def power(x, p):
+        return x**p
+
+    table = {name: getattr(xp, name) for name in ("exp", "log", "log1p", "expm1", "sqrt", "sin", "cos",
+                                                  "tanh", "abs", "sign")}
+    table.update(sigmoid=sp.expit, softplus=softplus, log_sigmoid=log_sigmoid, sech2=sech2, relu=relu,
+                 heaviside=heaviside, power=power)
+    return types.SimpleNamespace(**table)
+
+
+def _xp_of(x):
+    from .._backend import namespace
+
+    return namespace(x)
+
+
 def _kernel(name):
     mp_fn, np_fn = _MP[name], _NP[name]
 
     def kernel(x):
         if is_mp(x):
             return mp_fn(x)
+        if not isinstance(x, _HOST):
+            return getattr(xp_kernels(_xp_of(x)), name)(x)
         return np_fn(np.asarray(x, dtype=float))[()]
 
     kernel.__name__ = name
@@ -192,4 +260,6 @@ def power(x, p):
     """``x ** p`` for a constant exponent ``p`` (an int stays an int: exact integer powers)."""
     if is_mp(x) or is_mp(p):
         return _mp_power_kernel(p)(x)
+    if not isinstance(x, _HOST):
+        return x**p
     return np.power(np.asarray(x, dtype=float), p)[()]

@@ -39,6 +39,14 @@ Coefficient arrays may be float64 or ``object`` arrays of mpmath numbers: the re
 ``+ - * /`` and the kernels of :mod:`gsbref.functions._scalar`, which dispatch on the dtype.
 Operations with plain values (numbers, arrays, mpmath numbers) treat them as constants.
 
+Other array namespaces.  :meth:`Jet.variable` and :meth:`Jet.constant` seeded with an array of
+another namespace (CuPy, ``array_api_strict``, ...; :mod:`gsbref._backend`) return an
+:class:`XpJet`, a :class:`Jet` whose float64 coefficients live in that namespace and whose
+recurrences (the same ones) are written with the array API standard only.  The NumPy class is left
+as it was (its hot loops index ``c[k]`` and sum with ``einsum``, which the standard does not have);
+for the same inputs the two agree to rounding (the sums of products run in the same order, so
+they are usually bit-identical).
+
 >>> import numpy as np
 >>> t = Jet.variable(np.array(0.5), order=4)     # the identity function near 0.5
 >>> bool(np.allclose((t.exp() * t).derivatives(), np.exp(0.5) * (0.5 + np.arange(5))))
@@ -113,6 +121,11 @@ class Jet:
     __array_ufunc__ = None  # make NumPy defer to our reflected operators
 
     def __init__(self, coeffs):
+        if not isinstance(coeffs, np.ndarray) and not _scalar.is_host(coeffs):
+            raise TypeError(
+                "Jet coefficients of another array namespace: build the jet with Jet.variable / "
+                "Jet.constant or XpJet"
+            )
         c = np.asarray(coeffs)
         if c.ndim < 1 or c.shape[0] < 1:
             raise ValueError("Jet coefficients need a leading axis of length N + 1 >= 1")
@@ -126,6 +139,8 @@ class Jet:
     @classmethod
     def variable(cls, x, order: int, direction=1):
         """The jet of ``x + t * direction`` (broadcast), truncated at ``t**order``."""
+        if not (_scalar.is_host(x) and _scalar.is_host(direction)):
+            return XpJet.variable(x, order, direction)
         order = _check_order(order)
         x = _as_values(x)
         direction = _as_values(direction)
@@ -142,6 +157,8 @@ class Jet:
     @classmethod
     def constant(cls, x, order: int):
         """The jet of the constant ``x``."""
+        if not _scalar.is_host(x):
+            return XpJet.constant(x, order)
         order = _check_order(order)
         x = _as_values(x)
         c = np.zeros((order + 1,) + x.shape, dtype=object if x.dtype == object else float)
@@ -498,3 +515,389 @@ def _is_integer(p) -> bool:
         return float(p) == int(p) and abs(float(p)) < 2**31
     except (TypeError, ValueError, OverflowError):
         return False
+
+
+# -- other array namespaces ------------------------------------------------------------------------
+def _ns(a):
+    from .._backend import namespace
+
+    return namespace(a)
+
+
+class XpJet(Jet):
+    """A :class:`Jet` whose float64 coefficients are an array of a namespace other than NumPy
+    (module docstring).  The recurrences are those of :class:`Jet`, written with the array API
+    standard: coefficient ``k`` is ``c[k, ...]``, the sums ``sum_i a_i b_{k-i}`` are
+    ``xp.sum(a[1:k+1, ...] * xp.flip(b[:k, ...], axis=0), axis=0)``, and every new coefficient array
+    is allocated in ``xp``.  Constants (Python numbers or arrays of ``xp``) combine with it as with
+    a :class:`Jet`; NumPy arrays are converted (host data joins the namespace).
+    """
+
+    __slots__ = ()
+
+    def __init__(self, coeffs):
+        xp = _ns(coeffs)
+        if len(coeffs.shape) < 1 or coeffs.shape[0] < 1:
+            raise ValueError("Jet coefficients need a leading axis of length N + 1 >= 1")
+        if not xp.isdtype(coeffs.dtype, "real floating"):
+            if not xp.isdtype(coeffs.dtype, "integral"):
+                raise TypeError(f"Jet coefficients must be real numbers, got dtype {coeffs.dtype}")
+            coeffs = xp.astype(coeffs, xp.float64)
+        self.coeffs = coeffs
+
+    @property
+    def xp(self):
+        """The array namespace of the coefficients."""
+        return _ns(self.coeffs)
+
+    # -- construction ---------------------------------------------------------------------------
+    @classmethod
+    def variable(cls, x, order: int, direction=1):
+        order = _check_order(order)
+        xp = _ns(x if not _scalar.is_host(x) else direction)
+        x, direction = _xp_values(x, xp), _xp_values(direction, xp)
+        shape = tuple(np.broadcast_shapes(tuple(x.shape), tuple(direction.shape)))
+        c = xp.zeros((order + 1,) + shape, dtype=xp.float64)
+        c[0, ...] = x
+        if order >= 1:
+            c[1, ...] = direction
+        return cls(c)
+
+    @classmethod
+    def constant(cls, x, order: int, xp=None):
+        order = _check_order(order)
+        xp = _ns(x) if xp is None else xp
+        x = _xp_values(x, xp)
+        c = xp.zeros((order + 1,) + tuple(x.shape), dtype=xp.float64)
+        c[0, ...] = x
+        return cls(c)
+
+    def derivatives(self):
+        xp = self.xp
+        n = self.order
+        f = xp.asarray([float(math.factorial(k)) for k in range(n + 1)], dtype=xp.float64)
+        return xp.reshape(f, (n + 1,) + (1,) * (self.coeffs.ndim - 1)) * self.coeffs
+
+    def __repr__(self) -> str:
+        return f"XpJet(order={self.order}, shape={self.shape}, namespace={_backend_name(self.xp)})"
+
+    def _new(self, c):
+        return XpJet(c)
+
+    def _like(self, other):
+        if isinstance(other, Jet):
+            if other.order != self.order:
+                raise ValueError(f"jets of different orders: {self.order} and {other.order}")
+            if not isinstance(other, XpJet):
+                raise TypeError("a NumPy Jet and a jet of another array namespace cannot be combined")
+            return other
+        return XpJet.constant(other, self.order, xp=self.xp)
+
+    def _const(self, other):
+        """A constant operand: a Python number as is, an array in this jet's namespace."""
+        if isinstance(other, (int, float)) and not isinstance(other, bool):
+            return float(other)
+        return _xp_values(other, self.xp)
+
+    # -- arithmetic -----------------------------------------------------------------------------
+    def __neg__(self):
+        return XpJet(-self.coeffs)
+
+    def __add__(self, other):
+        xp = self.xp
+        if isinstance(other, Jet):
+            a, b = _xp_align(xp, self, self._like(other))
+            return XpJet(a + b)
+        x = self._const(other)
+        c = self.coeffs
+        if isinstance(x, float):
+            head = c[0:1, ...] + x
+            shape = self.shape
+        else:
+            shape = tuple(np.broadcast_shapes(self.shape, tuple(x.shape)))
+            c = _xp_lift(xp, c, len(shape))
+            head = c[0:1, ...] + x
+        rest = xp.broadcast_to(c[1:, ...], (self.order,) + shape)
+        return XpJet(xp.concat([xp.broadcast_to(head, (1,) + shape), rest], axis=0))
+
+    __radd__ = __add__
+
+    def __mul__(self, other):
+        xp = self.xp
+        if not isinstance(other, Jet):
+            x = self._const(other)
+            return XpJet((self.coeffs if isinstance(x, float) else _xp_lift(xp, self.coeffs, x.ndim)) * x)
+        u, v = _xp_align(xp, self, self._like(other))
+        n = self.order
+        w = xp.empty(tuple(np.broadcast_shapes(tuple(u.shape), tuple(v.shape))), dtype=xp.float64)
+        for k in range(n + 1):
+            w[k, ...] = _xp_dot(xp, u[: k + 1, ...], xp.flip(v[: k + 1, ...], axis=0))
+        return XpJet(w)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other):
+        xp = self.xp
+        if not isinstance(other, Jet):
+            x = self._const(other)
+            return XpJet((self.coeffs if isinstance(x, float) else _xp_lift(xp, self.coeffs, x.ndim)) / x)
+        u, v = _xp_align(xp, self, self._like(other))
+        n = self.order
+        w = xp.empty(tuple(np.broadcast_shapes(tuple(u.shape), tuple(v.shape))), dtype=xp.float64)
+        w[0, ...] = u[0, ...] / v[0, ...]
+        for k in range(1, n + 1):
+            w[k, ...] = (u[k, ...] - _xp_dot(xp, v[1 : k + 1, ...], xp.flip(w[:k, ...], axis=0))) / v[0, ...]
+        return XpJet(w)
+
+    def __pow__(self, p):
+        if isinstance(p, Jet):
+            raise TypeError("the exponent of a jet power must be a constant, not a jet")
+        if _is_integer(p):
+            return self._int_power(int(p))
+        xp = self.xp
+        u = self.coeffs
+        n = self.order
+        p = float(p)
+        w = xp.empty(u.shape, dtype=xp.float64)
+        w[0, ...] = u[0, ...] ** p
+        iu = _xp_weights(xp, n, u.ndim) * u
+        for k in range(1, n + 1):
+            wi = xp.flip(w[:k, ...], axis=0)
+            s = p * _xp_dot(xp, iu[1 : k + 1, ...], wi) - _xp_dot(
+                xp, u[1 : k + 1, ...] * xp.flip(_xp_weights(xp, k - 1, u.ndim), axis=0), wi)
+            w[k, ...] = s / (k * u[0, ...])
+        return XpJet(w)
+
+    def _int_power(self, p: int):
+        if p == 0:
+            xp = self.xp
+            return XpJet.constant(xp.ones(self.shape, dtype=xp.float64), self.order, xp=xp)
+        if p < 0:
+            return 1 / self._int_power(-p)
+        result, base = None, self
+        while p:
+            if p & 1:
+                result = base if result is None else result * base
+            p >>= 1
+            if p:
+                base = base * base
+        return result
+
+    # -- transcendental primitives ----------------------------------------------------------------
+    def _k(self):
+        return _scalar.xp_kernels(self.xp)
+
+    def _exp_like(self, w0, q_of):
+        xp = self.xp
+        u = self.coeffs
+        n = self.order
+        w = xp.empty(u.shape, dtype=xp.float64)
+        w[0, ...] = w0
+        q = xp.empty(u.shape, dtype=xp.float64)
+        chain = _xp_chain(xp, u)
+        for k in range(1, n + 1):
+            q[k - 1, ...] = q_of(w, k - 1)
+            w[k, ...] = chain(q, k)
+        return w
+
+    def exp(self):
+        return XpJet(self._exp_like(self._k().exp(self.coeffs[0, ...]), lambda w, m: w[m, ...]))
+
+    def expm1(self):
+        k = self._k()
+        w = self._exp_like(k.exp(self.coeffs[0, ...]), lambda w, m: w[m, ...])
+        w[0, ...] = k.expm1(self.coeffs[0, ...])
+        return XpJet(w)
+
+    def _log_of(self, v, w0):
+        xp = self.xp
+        n = self.order
+        w = xp.empty(v.shape, dtype=xp.float64)
+        w[0, ...] = w0
+        iw = xp.zeros(v.shape, dtype=xp.float64)
+        for k in range(1, n + 1):
+            if k > 1:
+                s = v[k, ...] - _xp_dot(xp, iw[1:k, ...], xp.flip(v[1:k, ...], axis=0)) / k
+            else:
+                s = v[k, ...]
+            w[k, ...] = s / v[0, ...]
+            iw[k, ...] = k * w[k, ...]
+        return XpJet(w)
+
+    def log(self):
+        return self._log_of(self.coeffs, self._k().log(self.coeffs[0, ...]))
+
+    def log1p(self):
+        xp = self.xp
+        c = self.coeffs
+        v = xp.concat([c[0:1, ...] + 1.0, c[1:, ...]], axis=0)
+        return self._log_of(v, self._k().log1p(c[0, ...]))
+
+    def sqrt(self):
+        xp = self.xp
+        u = self.coeffs
+        n = self.order
+        w = xp.empty(u.shape, dtype=xp.float64)
+        w[0, ...] = self._k().sqrt(u[0, ...])
+        for k in range(1, n + 1):
+            s = u[k, ...] - (_xp_dot(xp, w[1:k, ...], xp.flip(w[1:k, ...], axis=0)) if k > 1 else 0.0)
+            w[k, ...] = s / (2 * w[0, ...])
+        return XpJet(w)
+
+    def sincos(self):
+        xp = self.xp
+        u = self.coeffs
+        n = self.order
+        s = xp.empty(u.shape, dtype=xp.float64)
+        c = xp.empty(u.shape, dtype=xp.float64)
+        s[0, ...] = self._k().sin(u[0, ...])
+        c[0, ...] = self._k().cos(u[0, ...])
+        chain = _xp_chain(xp, u)
+        for k in range(1, n + 1):
+            s[k, ...] = chain(c, k)
+            c[k, ...] = -chain(s, k)
+        return XpJet(s), XpJet(c)
+
+    def tanh(self):
+        xp = self.xp
+        u0 = self.coeffs[0, ...]
+        sech2 = self._k().sech2(u0)
+
+        def q_of(w, m):
+            if m == 0:
+                return sech2
+            return -_xp_dot(xp, w[: m + 1, ...], xp.flip(w[: m + 1, ...], axis=0))
+
+        return XpJet(self._exp_like(self._k().tanh(u0), q_of))
+
+    def _sigmoid_coeffs(self, order=None):
+        xp = self.xp
+        u0 = self.coeffs[0, ...]
+        r0 = self._k().sigmoid(-u0)
+
+        def q_of(s, m):
+            if m == 0:
+                return s[0, ...] * r0
+            return s[m, ...] * r0 - _xp_dot(xp, s[:m, ...], xp.flip(s[1 : m + 1, ...], axis=0))
+
+        jet = self if order is None else XpJet(self.coeffs[: order + 1, ...])
+        return jet._exp_like(self._k().sigmoid(u0), q_of)
+
+    def sigmoid(self):
+        return XpJet(self._sigmoid_coeffs())
+
+    def softplus(self):
+        xp = self.xp
+        u = self.coeffs
+        n = self.order
+        s = self._sigmoid_coeffs(order=max(n - 1, 0))
+        w = xp.empty(u.shape, dtype=xp.float64)
+        w[0, ...] = self._k().softplus(u[0, ...])
+        chain = _xp_chain(xp, u)
+        for k in range(1, n + 1):
+            w[k, ...] = chain(s, k)
+        return XpJet(w)
+
+    def _kink(self, value, slope):
+        w = self.coeffs * slope
+        w[0, ...] = value
+        return XpJet(w)
+
+    def abs(self):
+        u0 = self.coeffs[0, ...]
+        return self._kink(self._k().abs(u0), self._k().sign(u0))
+
+    def relu(self):
+        u0 = self.coeffs[0, ...]
+        return self._kink(self._k().relu(u0), self._k().heaviside(u0))
+
+    # -- structure ------------------------------------------------------------------------------
+    def __getitem__(self, key):
+        if not isinstance(key, tuple):
+            key = (key,)
+        return XpJet(self.coeffs[(slice(None),) + key])
+
+    def sum(self):
+        self._need_axis("sum")
+        return XpJet(self.xp.sum(self.coeffs, axis=-1))
+
+    def mean(self):
+        self._need_axis("mean")
+        return XpJet(self.xp.sum(self.coeffs, axis=-1) / self.shape[-1])
+
+    def prod(self):
+        self._need_axis("prod")
+        xp = self.xp
+        jet = self
+        while jet.shape[-1] > 1:
+            m = jet.shape[-1]
+            half = m // 2
+            head = jet[..., :half] * jet[..., half : 2 * half]
+            if m % 2:
+                head = XpJet(xp.concat([head.coeffs, jet.coeffs[..., 2 * half :]], axis=-1))
+            jet = head
+        if jet.shape[-1] == 0:
+            return XpJet.constant(xp.ones(jet.shape[:-1], dtype=xp.float64), jet.order, xp=xp)
+        return jet[..., 0]
+
+    def matvec(self, W):
+        self._need_axis("matvec")
+        xp = self.xp
+        W = _xp_values(W, xp)
+        return XpJet(xp.matmul(self.coeffs, W.T))
+
+
+def _backend_name(xp):
+    from .._backend import backend_name
+
+    return backend_name(xp)
+
+
+def _xp_values(x, xp):
+    """A constant for an :class:`XpJet` of namespace ``xp``: a float64 array of ``xp``."""
+    if isinstance(x, Jet):
+        raise TypeError("expected a plain value, got a Jet")
+    if _scalar.is_mp(x):
+        raise TypeError("mpmath numbers cannot enter a jet of another array namespace")
+    from .._backend import asarray
+
+    return asarray(x, xp, xp.float64)
+
+
+def _xp_lift(xp, c, value_ndim):
+    extra = value_ndim - (c.ndim - 1)
+    if extra <= 0:
+        return c
+    return xp.reshape(c, tuple(c.shape[:1]) + (1,) * extra + tuple(c.shape[1:]))
+
+
+def _xp_align(xp, a: Jet, b: Jet):
+    nd = max(len(a.shape), len(b.shape))
+    return _xp_lift(xp, a.coeffs, nd), _xp_lift(xp, b.coeffs, nd)
+
+
+def _xp_dot(xp, a, b):
+    """``sum_i a[i] * b[i]`` over the leading axis."""
+    return xp.sum(a * b, axis=0)
+
+
+def _xp_weights(xp, n, ndim):
+    w = xp.arange(n + 1, dtype=xp.float64)
+    return xp.reshape(w, (n + 1,) + (1,) * (ndim - 1))
+
+
+def _xp_chain(xp, u):
+    """:func:`_chain` for coefficient arrays of namespace ``xp``."""
+    if u.shape[0] <= 2 or not bool(xp.any(u[2:, ...] != 0)):
+        u1 = u[1, ...] if u.shape[0] > 1 else None
+
+        def linear(q, k):
+            return u1 * q[k - 1, ...] / k
+
+        return linear
+    iu = _xp_weights(xp, u.shape[0] - 1, u.ndim) * u
+
+    def general(q, k):
+        return _xp_dot(xp, iu[1 : k + 1, ...], xp.flip(q[:k, ...], axis=0)) / k
+
+    return general
