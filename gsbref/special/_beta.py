@@ -23,7 +23,9 @@ The integral over the half line is done by composite Gauss--Legendre quadrature 
 away from ``s_x``; each panel's width is limited by the distance to the singularities at
 ``s = +-i pi``, by the change of slope of ``phi`` across it (curvature) and by the slope itself,
 and may at most double from one panel to the next; the march stops once past the mode where
-``phi`` has dropped by :data:`_TAIL` below its maximum on the half line.
+``phi`` has dropped by :data:`_TAIL` below its maximum on the half line.  Elements are marched in
+blocks of :data:`_BLOCK` (the node arrays stay in cache), finished elements leave the block, and
+``Q_a, Q_b`` are evaluated only by the formula of the half line being marched.
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ from scipy import special as sc
 
 from ._gamma import log_minus_digamma
 
-__all__ = ["beta_dz_dparams_std", "log_beta_pdf", "digamma_diff"]
+__all__ = ["beta_dz_dparams_std", "digamma_diff", "log_beta_pdf"]
 
 _TAIL = 45.0
 _NODES = 20
 _MAX_PANELS = 400
+#: elements per block of the panel march (its node arrays stay in cache)
+_BLOCK = 2048
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(_NODES)
 _GL_X = 0.5 * (_GL_X + 1.0)
 _GL_W = 0.5 * _GL_W
@@ -69,20 +73,23 @@ def log_beta_pdf(x, y, a, b):
     return (a - 1) * np.log(x) + (b - 1) * np.log(y) - sc.betaln(a, b)
 
 
-def _q(v, x, y):
-    """``(Q_a(v), Q_b(v))`` accurately for any real ``v`` (see the module docstring)."""
-    pos = v >= 0
-    vp = np.where(pos, v, 0.0)
-    vn = np.where(pos, 0.0, v)
-    # v >= 0: Q_a = log(x + y e^-v) = log1p(y expm1(-v))
-    ga = y * np.expm1(-vp)
-    qa_pos = np.where(ga > -0.5, np.log1p(np.maximum(ga, -0.5)), np.log(x + y * np.exp(-vp)))
-    # v <= 0: Q_b = log(y + x e^v) = log1p(x expm1(v))
-    gb = x * np.expm1(vn)
-    qb_neg = np.where(gb > -0.5, np.log1p(np.maximum(gb, -0.5)), np.log(y + x * np.exp(vn)))
-    qa = np.where(pos, qa_pos, qb_neg - vn)
-    qb = np.where(pos, qa_pos + vp, qb_neg)
-    return qa, qb
+def _q(v, x, y, direction):
+    """``(Q_a(v), Q_b(v))`` accurately on the half line ``direction * v >= 0`` (module docstring)."""
+    if direction > 0:
+        # v >= 0: Q_a = log(x + y e^-v) = log1p(y expm1(-v)), through log() once y expm1(-v) <= -1/2
+        g = y * np.expm1(-v)
+        q = np.log1p(np.maximum(g, -0.5))
+        far = g <= -0.5
+        if far.any():
+            q = np.where(far, np.log(x + y * np.exp(-v)), q)
+        return q, q + v
+    # v <= 0: Q_b = log(y + x e^v) = log1p(x expm1(v)), likewise
+    g = x * np.expm1(v)
+    q = np.log1p(np.maximum(g, -0.5))
+    far = g <= -0.5
+    if far.any():
+        q = np.where(far, np.log(y + x * np.exp(v)), q)
+    return q - v, q
 
 
 def _slope(s, a, b):
@@ -92,22 +99,27 @@ def _slope(s, a, b):
 
 def _march(x, y, a, b, direction):
     """Moments ``int exp(E) dv``, ``int Q_a exp(E) dv``, ``int Q_b exp(E) dv`` over the half line
-    ``direction * v >= 0``; arrays of one shape (1-d)."""
+    ``direction * v >= 0``; arrays of one shape (1-d), processed in blocks of :data:`_BLOCK`."""
+    out = np.empty((3, x.size))
+    for i in range(0, x.size, _BLOCK):
+        s = slice(i, i + _BLOCK)
+        out[:, s] = _march_block(x[s], y[s], a[s], b[s], direction)
+    return out[0], out[1], out[2]
+
+
+def _march_block(x, y, a, b, direction):
     n = x.shape[0]
-    M0 = np.zeros(n)
-    Ma = np.zeros(n)
-    Mb = np.zeros(n)
+    M = np.zeros((3, n))
     sx = np.log(x) - np.log(y)
     sm = np.log(a) - np.log(b)
     vm = sm - sx
     mode_ahead = direction * vm > 0
-    qa_m, qb_m = _q(np.where(mode_ahead, vm, 0.0), x, y)
+    qa_m, qb_m = _q(np.where(mode_ahead, vm, 0.0), x, y, direction)
     emax = np.where(mode_ahead, -a * qa_m - b * qb_m, 0.0)
     pos = np.zeros(n)  # |v| at the start of the current panel
     H = np.full(n, np.inf)
-    active = np.ones(n, dtype=bool)
+    idx = np.arange(n)
     for _ in range(_MAX_PANELS):
-        idx = np.flatnonzero(active)
         if idx.size == 0:
             break
         p, h = pos[idx], H[idx]
@@ -125,24 +137,25 @@ def _march(x, y, a, b, direction):
             if not bad.any():
                 break
             h = np.where(bad, 0.5 * h, h)
-        v = direction * (p[:, None] + h[:, None] * _GL_X)
-        qa, qb = _q(v, xa[:, None], ya[:, None])
+        v = (direction * p)[:, None] + (direction * h)[:, None] * _GL_X
+        qa, qb = _q(v, xa[:, None], ya[:, None], direction)
         e = np.exp(-aa[:, None] * qa - ba[:, None] * qb)
-        w = h[:, None] * _GL_W
-        M0[idx] += (e * w).sum(-1)
-        Ma[idx] += (qa * e * w).sum(-1)
-        Mb[idx] += (qb * e * w).sum(-1)
+        qa *= e
+        qb *= e
+        M[0, idx] += h * (e @ _GL_W)
+        M[1, idx] += h * (qa @ _GL_W)
+        M[2, idx] += h * (qb @ _GL_W)
         pos[idx] = p + h
         H[idx] = h
         vend = direction * pos[idx]
-        qa1, qb1 = _q(vend, xa, ya)
+        qa1, qb1 = _q(vend, xa, ya, direction)
         e_end = -aa * qa1 - ba * qb1
         past_mode = ~mode_ahead[idx] | (direction * (vend - vm[idx]) >= 0)
         done = past_mode & (e_end < emax[idx] - _TAIL)
-        active[idx[done]] = False
+        idx = idx[~done]
     else:  # pragma: no cover - the panel rules above make this unreachable for valid input
         raise RuntimeError("beta quadrature did not converge")
-    return M0, Ma, Mb
+    return M
 
 
 def beta_dz_dparams_std(x, a, b, y=None):

@@ -1,8 +1,9 @@
 """Regenerate ``tests/data/implicit_reference.npz``: mpmath reference values of the implicit
 reparameterisation derivatives on the accuracy grid of ``tests/test_special.py``.
 
-Gamma: 25 log-spaced shapes 1e-4 ... 1e4 x quantile levels (QUANTILES) plus two far tails
-(z = 1e-300 and the upper point with Q(k, z) = 1e-300); z values that underflow to 0 are dropped.
+Gamma: 28 log-spaced shapes 1e-4 ... 1e5 (three per decade) x quantile levels (QUANTILES) plus
+two far tails (z = 1e-300 and the upper point with Q(k, z) = 1e-300); z values that underflow to 0
+are dropped.
 Beta: shapes BETA_SHAPES squared x the same quantile levels.  Each value by ``method="quad"``
 (tanh-sinh quadrature of the one-signed integral form) at DPS digits.
 
@@ -20,7 +21,7 @@ from gsbref.oracle.implicit import beta_dz_dab_mp, gamma_dz_dk_mp
 
 DPS = 25
 QUANTILES = np.array([1e-12, 1e-6, 1e-3, 0.1, 0.5, 0.9, 0.999, 1 - 1e-6, 1 - 1e-12])
-GAMMA_SHAPES = np.logspace(-4, 4, 25)
+GAMMA_SHAPES = np.logspace(-4, 5, 28)
 BETA_SHAPES = np.array([1e-4, 1e-2, 0.3, 1.0, 10.0, 1e3, 1e4])
 
 
