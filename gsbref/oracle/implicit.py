@@ -62,8 +62,12 @@ def gamma_dz_dk_mp(x, k, dps=30, method="quad"):
                 d = -mpmath.diff(lambda kk: mpmath.gammainc(kk, x, mpmath.inf, regularized=True), k)
             logpdf = (k - 1) * mpmath.log(x) - x - mpmath.loggamma(k)
             return -d / mpmath.exp(logpdf)
-        T = _tail(dps)
         c = mpmath.log(x) - mpmath.digamma(k)
+        if x > (k + 1) * mpmath.mpf(10) ** ((dps + 20) / 2):
+            # far upper tail: Q(k, x) = p(x) S with S = 1 + (k-1)/x + O(k^2/x^2), so
+            # dz/dk = dQ/dk / p = c S + dS/dk = c (1 + (k-1)/x) + 1/x, the rest below 10^-(dps+20)
+            return c * (1 + (k - 1) / x) + 1 / x
+        T = _tail(dps)
         if c >= 0:  # upper form, t = x e^u
             f = lambda u: (c + u) * mpmath.exp(k * u - x * mpmath.expm1(u))  # noqa: E731
             U = mpmath.log1p(T / x)
