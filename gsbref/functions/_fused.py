@@ -679,21 +679,32 @@ def _term_shift_diff(term, z, h):
             out *= -2.0
         out *= np.sin(half)
     elif term.shift == 0:  # softplus(x + k) - softplus(x) = log1p(sigmoid(x) expm1(k))
-        with np.errstate(over="ignore"):
+        # expm1(k) overflows only for k > 709, where 0 * inf = nan may appear: those entries are
+        # among the `big` ones recomputed below
+        with np.errstate(over="ignore", invalid="ignore"):
             out = _sigmoid(x)
             out *= np.expm1(k)
+        neg = np.broadcast_to(k < -1.0, out.shape)
+        out[neg] = 0.0  # replaced below
         np.log1p(out, out=out)
-        big = np.asarray(k > _EXPM1_MAX)
+        big = np.broadcast_to(k > _EXPM1_MAX, out.shape)
         if big.any():
             xb = np.broadcast_to(x, out.shape)[big]
             out[big] = _softplus_value(xb + np.broadcast_to(k, out.shape)[big]) - _softplus_value(xb)
+        # k << 0 with x >> 0: sigmoid(x) expm1(k) rounds to -1; there log(sigmoid(-x) + sigmoid(x) e^k)
+        # = logaddexp(-softplus(x), k - softplus(-x)) has no cancellation (and log1p is not needed:
+        # its argument is below -1 + e^-1)
+        if neg.any():
+            xb = np.broadcast_to(x, out.shape)[neg]
+            kb = np.broadcast_to(k, out.shape)[neg]
+            out[neg] = np.logaddexp(-_softplus_value(xb), kb - _softplus_value(-xb))
     else:  # sigmoid(x + k) - sigmoid(x) = -sigmoid(x + k) sigmoid(-x) expm1(-k)
         with np.errstate(over="ignore", invalid="ignore"):
             out = _sigmoid(x + k)
             out *= _sigmoid(-x)
             out *= np.expm1(-k)
             np.negative(out, out=out)
-        big = np.asarray(-k > _EXPM1_MAX)
+        big = np.broadcast_to(-k > _EXPM1_MAX, out.shape)
         if big.any():
             xb = np.broadcast_to(x, out.shape)[big]
             out[big] = _sigmoid(xb + np.broadcast_to(k, out.shape)[big]) - _sigmoid(xb)
