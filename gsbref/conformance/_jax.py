@@ -125,6 +125,29 @@ def sample_jacobian(family: str, params: dict, rng, dtype: str) -> tuple[np.ndar
         return _np(z), jac, logg
 
 
+def beta_draws(seeds, a, b, dtype: str) -> dict:
+    """One ``jax.random.beta(jax.random.key(seed), a_i, b_i)`` per element (``jax.vmap`` over the
+    keys, so each element is the scalar call of the same key), its ``jax.jvp`` tangents in ``a``
+    and ``b``, and the two log-gamma variates it is built from (``jax.random.split`` of the key,
+    then ``loggamma``, as ``jax.random.beta`` does).  Returns float64 arrays ``z, dz_da, dz_db,
+    log_ga, log_gb``."""
+    jax = _jax()
+    jnp = jax.numpy
+    seeds = np.asarray(seeds, dtype=np.uint32)
+    with _x64(dtype):
+        keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
+        A, B = _a(a, dtype), _a(b, dtype)
+
+        def one(key, aa, bb):
+            z, da = jax.jvp(lambda x: jax.random.beta(key, x, bb, dtype=aa.dtype), (aa,), (jnp.ones_like(aa),))
+            _, db = jax.jvp(lambda x: jax.random.beta(key, aa, x, dtype=aa.dtype), (bb,), (jnp.ones_like(bb),))
+            ka, kb = jax.random.split(key)
+            return z, da, db, jax.random.loggamma(ka, aa, dtype=aa.dtype), jax.random.loggamma(kb, bb, dtype=bb.dtype)
+
+        out = jax.jit(jax.vmap(one))(keys, A, B)
+        return dict(zip(("z", "dz_da", "dz_db", "log_ga", "log_gb"), (_np(o) for o in out)))
+
+
 # ----------------------------------------------------------------------------------------------
 # per-sample estimators (check (b))
 # ----------------------------------------------------------------------------------------------

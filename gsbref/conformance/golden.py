@@ -5,7 +5,8 @@
 * ``golden-<version>.json`` -- for every catalog case: the distribution (``repr`` and parameter
   values), the formula and its constants, ``E[f]`` and every gradient component as decimal strings
   of ``dps`` significant digits, the oracle's error estimates, the method that produced them, and a
-  second, independent method's agreement (decimal digits) where one applies; plus, once
+  second, independent method's agreement (decimal digits, relative to the largest component of
+  the same parameter's gradient, capped at ``dps``) where one applies; plus, once
   ``gsbref.oracle.implicit_derivative`` is available, per-sample implicit derivatives ``dz/dtheta``
   on a grid of shapes and quantiles (Gamma shape; Beta alpha and beta);
 * ``golden-<version>-gradients.csv`` and ``golden-<version>-implicit.csv`` -- the same numbers,
@@ -46,10 +47,17 @@ def _flat(v) -> list:
     return list(a.reshape(-1))
 
 
-def _agreement(a, b) -> float:
-    scale = max(abs(a), abs(b), mpmath.mpf(10) ** -300)
-    d = abs(a - b)
-    return float("inf") if d == 0 else float(-mpmath.log10(d / scale))
+def _agreement(a, b, err=0, cap: float = float("inf"), floor=0) -> float:
+    """Decimal digits to which ``a`` and ``b`` agree, relative to the larger of ``|a|``, ``|b|``
+    and ``floor`` (the largest component of the same gradient: norm-wise, so that a component
+    that is 0 exactly -- it comes out as noise such as 1e-89 -- is judged on the gradient's scale);
+    ``cap`` when they agree within ``err`` (the oracle's absolute error estimate)."""
+    with mpmath.workdps(60):
+        d = abs(mpmath.mpf(a) - mpmath.mpf(b))
+        if d <= abs(mpmath.mpf(err)):
+            return cap
+        scale = max(abs(a), abs(b), abs(mpmath.mpf(floor)), mpmath.mpf(10) ** -300)
+        return min(cap, float("inf") if d == 0 else float(-mpmath.log10(d / scale)))
 
 
 def golden_case(c, dps: int) -> dict:
@@ -68,7 +76,9 @@ def golden_case(c, dps: int) -> dict:
         g2 = oracle.gradient(dist, f, dps=dps, method=second)
         agree = {}
         for k in g:
-            agree[k] = min(_agreement(x, y) for x, y in zip(_flat(g[k]), _flat(g2[k])))
+            top = max(abs(x) for x in _flat(g[k]))
+            agree[k] = min(_agreement(x, y, max(e, e2), float(dps), top) for x, y, e, e2 in
+                           zip(_flat(g[k]), _flat(g2[k]), _flat(g.errors[k]), _flat(g2.errors[k])))
     with mpmath.workdps(dps + 5):
         grad = {k: [_s(x, dps) for x in _flat(v)] for k, v in g.items()}
         err = {k: [_s(x, 3) for x in _flat(v)] for k, v in g.errors.items()}
@@ -87,37 +97,48 @@ def golden_case(c, dps: int) -> dict:
 
 
 def implicit_grid(dps: int, shapes=GRID_SHAPES, quantiles=GRID_QUANTILES) -> list[dict]:
-    """Per-sample implicit derivatives from ``gsbref.oracle.implicit_derivative`` at the float64
-    ``u``-quantiles (SciPy's inverse incomplete gamma/beta; the point ``z`` is exact as written,
-    the quantile nominal) of Gamma(k, 1) (dz/dk, dz/dscale) and Beta(a, b) for ``a, b`` in every
-    other shape (dz/da, dz/db).  Quantiles that are not positive float64 numbers (underflow) are
-    left out.  Raises ImportError when the oracle function is not available."""
+    """Per-sample implicit derivatives from ``gsbref.oracle.implicit_derivative`` (quadrature) at
+    the float64 ``u``-quantiles (SciPy's inverse incomplete gamma/beta; the point ``z`` is exact as
+    written, the quantile nominal) of Gamma(k, 1) (dz/dk, dz/dscale) and Beta(a, b) for ``a, b`` in
+    every other shape (dz/da, dz/db), each with the number of decimal digits to which the oracle's
+    second method (numerical differentiation of the CDF) agrees (``agree_digits``; ``None`` where
+    that method fails).  Quantiles that are not normal positive float64 numbers (underflow) or
+    round to 1 are left out.  Raises ImportError when the oracle function is not available."""
     from .. import distributions
-    from ._reference import beta_points, gamma_points, mp_implicit
+    from ._reference import TINY, beta_points, gamma_points, mp_implicit
+
+    def row(family, params, dist, u, z):
+        d = mp_implicit(dist, z, dps)
+        try:
+            d2 = mp_implicit(dist, z, dps, method="diff")
+            agree = {k2: _agreement(d[k2], d2[k2], cap=float(dps)) for k2 in d}
+        except (ValueError, ZeroDivisionError, mpmath.libmp.NoConvergence):
+            agree = None
+        with mpmath.workdps(dps + 5):  # _s must not round the values to the default 53 bits
+            dz = {k2: _s(v, dps) for k2, v in d.items()}
+        return {"family": family, "params": params, "quantile": u, "z": repr(z), "dz": dz, "agree_digits": agree}
 
     rows = []
     for k in shapes:
         for u in quantiles:
             z = float(gamma_points(k, u, "float64"))
-            if not 0 < z < np.inf:
-                continue  # the quantile is not a positive float64 number
-            d = mp_implicit(distributions.Gamma(k, 1.0), z, dps)
-            rows.append({"family": "Gamma", "params": {"shape": k, "scale": 1.0}, "quantile": u,
-                         "z": repr(z), "dz": {k2: _s(v, dps) for k2, v in d.items()}})
+            if not TINY["float64"] <= z < np.inf:
+                continue  # the quantile is not a normal float64 number
+            rows.append(row("Gamma", {"shape": k, "scale": 1.0}, distributions.Gamma(k, 1.0), u, z))
     for a in shapes[::2]:
         for b in shapes[::2]:
             for u in quantiles:
                 z = float(beta_points(a, b, u, "float64"))
-                if not 0 < z < 1:
+                if not TINY["float64"] <= z < 1:
                     continue
-                d = mp_implicit(distributions.Beta(a, b), z, dps)
-                rows.append({"family": "Beta", "params": {"alpha": a, "beta": b}, "quantile": u,
-                             "z": repr(z), "dz": {k2: _s(v, dps) for k2, v in d.items()}})
+                rows.append(row("Beta", {"alpha": a, "beta": b}, distributions.Beta(a, b), u, z))
     return rows
 
 
-def export(directory, dps: int = 30, cases=None, implicit: bool = True, log=None) -> dict:
-    """Write the golden tables into ``directory``; return the paths written."""
+def export(directory, dps: int = 30, cases=None, implicit: bool = True, log=None,
+           grid_shapes=GRID_SHAPES, grid_quantiles=GRID_QUANTILES) -> dict:
+    """Write the golden tables into ``directory``; return the paths written.  ``cases``: catalog
+    cases (default all); ``grid_shapes`` x ``grid_quantiles``: the implicit-derivative grid."""
     import gsbref
 
     from ..catalog import CASES
@@ -134,7 +155,7 @@ def export(directory, dps: int = 30, cases=None, implicit: bool = True, log=None
     grid, grid_note = [], None
     if implicit:
         try:
-            grid = implicit_grid(dps)
+            grid = implicit_grid(dps, grid_shapes, grid_quantiles)
         except ImportError as exc:
             grid_note = f"per-sample implicit derivatives not exported: {exc}"
     version = gsbref.__version__
@@ -143,8 +164,10 @@ def export(directory, dps: int = 30, cases=None, implicit: bool = True, log=None
             "mpmath": mpmath.__version__,
             "methods": sorted({r["method"] for r in rows} | {r["cross_check"]["method"] for r in rows if r["cross_check"]}),
             "values": "decimal strings with dps significant digits; gradients flattened in C order (gradient_shape)",
-            "implicit_grid": {"shapes": list(GRID_SHAPES), "quantiles": list(GRID_QUANTILES),
-                              "method": "gsbref.oracle.implicit_derivative at mpmath quantiles", "note": grid_note}}
+            "implicit_grid": {"shapes": list(grid_shapes), "quantiles": list(grid_quantiles),
+                              "method": "gsbref.oracle.implicit_derivative (quad) at SciPy float64 quantiles; z exact as written, "
+                                        "quantile nominal; agree_digits: agreement with its 'diff' method",
+                              "note": grid_note}}
     js = directory / f"golden-{version}.json"
     js.write_text(json.dumps({"meta": meta, "cases": rows, "implicit": grid}, indent=1) + "\n")
     gcsv = directory / f"golden-{version}-gradients.csv"
@@ -166,10 +189,11 @@ def export(directory, dps: int = 30, cases=None, implicit: bool = True, log=None
         with icsv.open("w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["# gsbref", version, "dps", dps, "schema", SCHEMA])
-            w.writerow(["family", "params", "quantile", "z", "parameter", "dz_dparameter"])
+            w.writerow(["family", "params", "quantile", "z", "parameter", "dz_dparameter", "agree_digits"])
             for r in grid:
                 for k, v in r["dz"].items():
-                    w.writerow([r["family"], json.dumps(r["params"]), r["quantile"], r["z"], k, v])
+                    ag = "" if r["agree_digits"] is None else f"{r['agree_digits'][k]:.1f}"
+                    w.writerow([r["family"], json.dumps(r["params"]), r["quantile"], r["z"], k, v, ag])
         paths["implicit_csv"] = str(icsv)
     return paths
 
