@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 
@@ -94,7 +95,9 @@ def test_serial_pool_and_dask_identical():
     rev = verification.run(FEW[::-1], seed=11, workers=1, figures=False)
     by_id = {r["id"]: r for r in _results(rev)}
     assert [by_id[r["id"]] for r in _results(serial)] == _results(serial)
-    with ProcessPoolExecutor(2) as ex:
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    with ProcessPoolExecutor(2, mp_context=ctx) as ex:  # no fork: other tests may have loaded jax
         pool = verification.run(FEW, seed=11, executor=ex, figures=False)
     assert _results(pool) == _results(serial)
     other = verification.run(FEW[:1], seed=12, workers=1, figures=False)

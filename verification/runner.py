@@ -328,9 +328,14 @@ def _executor(executor, workers, scheduler):
         workers = os.cpu_count() or 1
     if workers <= 1:
         return SerialExecutor(), (lambda: None), "serial"
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    ex = ProcessPoolExecutor(max_workers=workers)
+    # never fork: a parent that has loaded a multithreaded library (JAX, torch, a threaded BLAS) can
+    # deadlock in a forked child; the forkserver starts workers from a clean single-threaded process
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
     return ex, ex.shutdown, f"process pool ({workers} workers)"
 
 
