@@ -1,6 +1,7 @@
 """Cost of the Gamma GSB estimators as a ratio to drawing the Gamma variates (the floor).
 
-    python benchmarks/gsb_cost.py [--total 1000000] [--repeat 7] [--dims 1,100,10000] [--clock wall]
+    python benchmarks/gsb_cost.py [--total 1000000] [--repeat 7] [--dims 1,100,10000]
+                                  [--clock wall|cpu|user] [--profile]
 
 For ``Gamma(shape=2.5, scale=0.7)`` with ``d`` coordinates and ``S = total / d`` samples, and
 ``f = sum((z - 0.49)**2)`` and ``f = sum(softplus(z))``: the time of one gradient estimate (all
@@ -15,6 +16,16 @@ its time to the floor's time in the same repeat, and the median floor in ns per 
 are pinned to one (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``) before NumPy is imported.
 ``--clock cpu`` uses process CPU time instead of wall time: on a shared machine it leaves out the
 time the process waits for a core (it still sees the cache and memory-bandwidth contention).
+``--clock user`` counts user-mode CPU time only (``getrusage``): it also leaves out the kernel's
+time, mostly page faults on fresh result arrays -- which every method and the floor pay, but
+which on a loaded machine with transparent huge pages comes in bursts of up to ~0.5 s at
+``S*d = 1e7`` (compaction), the main noise of the CPU-clock tables there.
+
+``--profile`` times instead the stages of one ``gsb`` order-8 softplus estimate (the same calls
+:func:`gsbref.estimators.gsb.gsb` makes, one after the other), in ns per variate, median over
+repeats: ``build_rule``; drawing the points; ``Rule.summary`` (estimates and term statistics);
+the same with every sample in the variance subset (``variance_samples=None``, the full path
+everywhere, for comparison); the diagnostics and the warning check.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ os.environ["OPENBLAS_NUM_THREADS"] = "1"
 os.environ["OMP_NUM_THREADS"] = "1"
 
 import argparse  # noqa: E402
+import resource  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -67,6 +79,45 @@ def run(total: int, dims: list[int], repeat: int, clock) -> list[dict]:
     return rows
 
 
+def profile(total: int, dims: list[int], repeat: int, clock) -> None:
+    from gsbref.estimators.gsb import _summarise_stats, _warn_truncation, build_rule
+
+    f = gsbref.function("sum(softplus(z))")
+    print(f"{'d':>6s} {'S':>8s} {'floor':>7s} {'build':>7s} {'draw':>7s} {'summary':>8s} "
+          f"{'(all-full)':>10s} {'diag+warn':>10s} {'sum/floor':>10s}")
+    for d in dims:
+        S = max(2, total // d)
+        dist = gsbref.Gamma(np.full(d, SHAPE), SCALE)
+        t = {k: [] for k in ("floor", "build", "draw", "summary", "full", "diag")}
+        for rep in range(repeat):
+            rng = np.random.default_rng(rep)
+            t0 = clock()
+            rng.gamma(SHAPE, SCALE, size=(S, d))
+            t1 = clock()
+            rule = build_rule(dist, f, order=8)
+            t2 = clock()
+            z = rule.draw(np.random.default_rng(rep), S)
+            t3 = clock()
+            _, stats = rule.summary(z)
+            t4 = clock()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                _warn_truncation(dist, _summarise_stats(rule, stats))
+            t5 = clock()
+            rule.summary(z, None)
+            t6 = clock()
+            for k, v in zip(t, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t6 - t5, t5 - t4)):
+                t[k].append(v / (S * d) * 1e9)
+        m = {k: statistics.median(v) for k, v in t.items()}
+        ratio = (m["build"] + m["draw"] + m["summary"] + m["diag"]) / m["floor"]
+        print(f"{d:6d} {S:8d} {m['floor']:7.1f} {m['build']:7.1f} {m['draw']:7.1f} {m['summary']:8.1f} "
+              f"{m['full']:10.1f} {m['diag']:10.1f} {ratio:10.2f}", flush=True)
+
+
+def _user_time() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_utime
+
+
 def _header() -> str:
     return f"{'f':22s} {'d':>6s} {'S':>8s} {'floor ns/variate':>17s} " + " ".join(
         f"{name:>13s}" for name, _, _ in METHODS)
@@ -82,10 +133,17 @@ def main():
     ap.add_argument("--total", type=float, default=1e6, help="S * d per estimate (default 1e6)")
     ap.add_argument("--dims", default="1,100,10000")
     ap.add_argument("--repeat", type=int, default=7)
-    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall")
+    ap.add_argument("--clock", choices=["wall", "cpu", "user"], default="wall")
+    ap.add_argument("--profile", action="store_true", help="stages of gsb order 8, softplus (ns/variate)")
     args = ap.parse_args()
-    clock = time.perf_counter if args.clock == "wall" else time.process_time
+    clock = {"wall": time.perf_counter, "cpu": time.process_time, "user": _user_time}[args.clock]
     dims = [int(x) for x in args.dims.split(",")]
+    if args.profile:
+        print(f"gsb order 8, sum(softplus(z)), Gamma(shape={SHAPE}, scale={SCALE}), S*d = {int(args.total):.0e}, "
+              f"median over {args.repeat} repeats, {args.clock} clock, ns per variate; sum/floor = "
+              "(build + draw + summary + diag+warn) / floor")
+        profile(int(args.total), dims, args.repeat, clock)
+        return
     print(f"Gamma(shape={SHAPE}, scale={SCALE}), S*d = {int(args.total):.0e}, median over {args.repeat} "
           f"interleaved repeats of (method time / floor time), {args.clock} clock, numpy {np.__version__}, "
           "threads pinned to 1")

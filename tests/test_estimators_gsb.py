@@ -674,6 +674,7 @@ ENGINE_CASES = [
     (gsbref.Laplace(np.zeros(2), 0.3), "sum(sin(z) + softplus(z))", 4),
     (gsbref.Gamma(3.0, 0.5), "sum(exp(-0.49*z))", 8),
     (gsbref.Gamma(np.full(4, 2.0), 0.5), "2 * sum(tanh(z)) + 1", 5),
+    (gsbref.Gamma(np.full(3, 1.5), 0.6), "sum(softplus(0.5 * z))", 7),
 ]
 _C = np.array([0.5, -1.0, 2.0])
 
@@ -706,38 +707,73 @@ def test_fused_and_jet_engines_give_the_same_per_sample_results(dist, expr, orde
         np.testing.assert_allclose(es[p], ef[p], rtol=0, atol=(order + 2) * EPS * total)
 
 
+def _per_coordinate(dist):
+    """The same distribution with every parameter given per coordinate, so that ``evaluate``
+    returns the terms of every parameter per coordinate (a shared parameter's terms are their
+    sum over the coordinates)."""
+    ev = dist.event_shape
+    return type(dist)(**{k: np.broadcast_to(np.asarray(v, dtype=float), ev).copy() for k, v in dist.params.items()})
+
+
+def _pooled(dist, expr):
+    """The summary pools the variances over the coordinates when they are iid and f treats them
+    alike (here: no per-coordinate constant ``c`` in the formula)."""
+    same = all(np.ptp(np.asarray(v, dtype=float)) == 0 for v in dist.broadcast_params().values())
+    return dist.event_size > 1 and same and "c)" not in expr
+
+
+@pytest.mark.parametrize("variance_samples", [None, 3000])
 @pytest.mark.parametrize("dist,expr,order", ENGINE_CASES, ids=[c[1] for c in ENGINE_CASES])
-def test_summary_diagnostics_match_the_per_sample_terms(dist, expr, order):
-    """The diagnostics of the summary pass equal those computed from the per-sample terms.
+def test_summary_diagnostics_match_the_per_sample_terms(dist, expr, order, variance_samples):
+    """The diagnostics of the summary pass equal those computed from the per-sample terms by the
+    documented formulas: means of the terms and of the lookahead over all samples; variances over
+    the first ``n_v`` samples (``variance_samples=3000`` < ``S``: the rest goes through the light
+    path, which never forms the rows), per coordinate, or pooled over the coordinates when they
+    are iid and ``f`` treats them alike (``n_v = ceil(3000 / d)``); a parameter shared by the
+    coordinates receives the sum of the coordinates' variances.
 
-    Means: to ``1e-12`` normwise (shifted sums against pairwise sums of the same numbers).
-    Variances of per-coordinate parameters: the same sample variance, to ``1e-10`` relative
-    (rounding of the shifted sums of squares, ``K eps`` with a small ``K``, against the two-pass
-    formula).  A parameter shared by the coordinates (a scalar ``scale``): the summary adds the
-    coordinates' variances (they are independent), the per-sample form takes the variance of the
-    sum; the two differ by twice the sample covariances, whose standard deviation relative to
-    the variance is at most ``sqrt(2 / S)``: checked at 6 of those (false alarm < 1e-8).
-    """
-    from gsbref.estimators.gsb import _summarise, _summarise_stats
-
+    Means: to ``1e-12`` normwise (shifted sums, and in the light path sums of the basis rows
+    times the coefficient matrix, against pairwise sums of the same numbers).  Variances: to
+    ``1e-10`` relative (rounding of the shifted sums of squares, ``K eps`` with a small ``K``,
+    against the two-pass formula)."""
     rule = _engine_rule(dist, expr, order, "auto")
     S = 20_000
+    d = dist.event_size
     z = rule.draw(np.random.default_rng(11), S)
-    _, terms = rule.evaluate(z, lookahead=True)
-    a = _summarise(rule, terms)
-    _, stats = rule.summary(z)
+    _, stats = rule.summary(z, variance_samples)
+    from gsbref.estimators.gsb import _summarise_stats
+
     b = _summarise_stats(rule, stats)
-    for p in terms:
-        shared = dist.params[p].shape != dist.event_shape
-        scale = np.abs(a["terms"][p]).max()
-        np.testing.assert_allclose(b["terms"][p], a["terms"][p], rtol=0, atol=1e-12 * scale)
-        np.testing.assert_allclose(b["next_term"][p], a["next_term"][p], rtol=0,
-                                   atol=1e-12 * max(scale, np.abs(a["next_term"][p]).max()))
-        assert np.array_equal(b["terminated"][p], a["terminated"][p])
-        va, vb = a["term_stderr"][p] ** 2, b["term_stderr"][p] ** 2
-        live = va > 0
-        rel = np.abs(vb[live] - va[live]) / va[live]
-        assert np.all(rel <= (6 * math.sqrt(2 / S) if shared and dist.event_size > 1 else 1e-10)), (p, rel.max())
+    full = _engine_rule(_per_coordinate(dist), expr, order, "auto")
+    _, terms = full.evaluate(z, lookahead=True)  # {p: (N + 2, S, *event_shape)} per coordinate
+    pooled = _pooled(dist, expr)
+    nv = S if variance_samples is None else min(S, -(-variance_samples // d) if pooled else variance_samples)
+    for p in b["terms"]:
+        T = terms[p].reshape(terms[p].shape[:2] + (d,))
+        pshape = dist.params[p].shape
+        shared = pshape != dist.event_shape
+
+        def reduce(a, pshape=pshape, shared=shared):  # per coordinate -> the parameter's shape
+            return (a.sum(axis=-1) if shared else a).reshape(a.shape[:-1] + pshape)
+
+        mean = reduce(T.mean(axis=1))
+        sub = T[:, :nv]
+        if pooled:
+            v = sub.reshape(sub.shape[0], -1).var(axis=1, ddof=1)[:, None] * np.ones(d)
+        else:
+            v = sub.var(axis=1, ddof=1) if nv > 1 else np.zeros((T.shape[0], d))
+        var = reduce(v)
+        scale = np.abs(mean[:-1]).max()
+        np.testing.assert_allclose(b["terms"][p], mean[:-1], rtol=0, atol=1e-12 * scale)
+        np.testing.assert_allclose(b["next_term"][p], mean[-1], rtol=0,
+                                   atol=1e-12 * max(scale, np.abs(mean[-1]).max()))
+        live_j = np.any(T[-1] != 0, axis=0).astype(float)  # the lookahead is non-zero somewhere
+        assert np.array_equal(b["terminated"][p], reduce(live_j[None])[0] == 0)
+        assert b["variance_samples"][p] == (nv * d if pooled else nv)
+        vb = b["term_stderr"][p] ** 2 * S
+        live = var[:-1] > 0
+        rel = np.abs(vb[live] - var[:-1][live]) / var[:-1][live]
+        assert np.all(rel <= 1e-10), (p, rel.max())
         assert np.all(vb[~live] <= 1e-24 * max(1.0, scale) ** 2)
 
 
@@ -771,3 +807,122 @@ def test_engine_option():
     rule = build_rule(gsbref.Gamma(2.0, 0.3), gsbref.function("sum(z * softplus(z))"), order=3, engine="jet")
     np.testing.assert_allclose(a, rule.evaluate(rule.draw(np.random.default_rng(1), 300))[0]["shape"],
                                rtol=1e-14, atol=1e-14)
+
+
+# ==============================================================================================
+# the variance subset of the diagnostics and the light path of the summary pass
+# ==============================================================================================
+SUBSET_CASES = [
+    # (distribution, f, S): one coordinate; iid coordinates (pooled); coordinates that differ
+    (gsbref.Gamma(2.5, 0.7), "sum(softplus(z))", 200_000),
+    (gsbref.Gamma(np.full(4, 2.5), 0.7), "sum(softplus(z))", 50_000),
+    (gsbref.Gamma(np.array([2.5, 1.2]), 0.7), "sum(softplus(z - 1))", 100_000),
+    (gsbref.Laplace(0.0, 0.5), "sum(softplus(z))", 200_000),
+]
+SUBSET_Z = 5.0  # ~30 comparisons per case, 4 cases: false alarm < 1e-4 (normal approximation)
+
+
+@pytest.mark.parametrize("dist,expr,S", SUBSET_CASES,
+                         ids=[f"{type(c[0]).__name__}-{c[0].event_size}" for c in SUBSET_CASES])
+def test_subset_standard_errors_agree_with_the_full_sample(dist, expr, S):
+    """Standard errors from the first ``n_v`` values (the default) against those from every
+    sample (``variance_samples=None``), on the same draws.
+
+    For ``n`` iid values with kurtosis ``kappa`` the sample variance has relative variance
+    ``(kappa - 1) / n``; the subset's variance minus the full sample's (of which the subset is
+    part) has relative standard deviation ``sqrt((kappa - 1) (1 / n_v - 1 / N))``, so the ratio
+    of the standard errors deviates from 1 by half that (delta method).  Checked at
+    ``SUBSET_Z`` of those, with ``kappa`` the largest sample kurtosis of the term over the
+    coordinates; the means (all samples, both paths) agree to ``1e-12`` normwise."""
+    from gsbref.estimators.gsb import _summarise_stats
+
+    rule = build_rule(dist, gsbref.function(expr), order=8, warn=False)
+    z = rule.draw(np.random.default_rng(21), S)
+    a = _summarise_stats(rule, rule.summary(z)[1])
+    b = _summarise_stats(rule, rule.summary(z, None)[1])
+    full = build_rule(_per_coordinate(dist), gsbref.function(expr), order=8, warn=False)
+    _, terms = full.evaluate(z)
+    for p in a["terms"]:
+        T = terms[p].reshape(terms[p].shape[:2] + (dist.event_size,))
+        c = T - T.mean(axis=1, keepdims=True)
+        m2 = (c**2).mean(axis=1)
+        kappa = np.where(m2 > 0, (c**4).mean(axis=1) / np.where(m2 > 0, m2, 1) ** 2, 1.0).max(axis=1)
+        nv, N = a["variance_samples"][p], b["variance_samples"][p]
+        assert nv < N and nv >= min(N, gsbref.estimators.gsb.VARIANCE_SAMPLES)
+        sd = 0.5 * np.sqrt((kappa - 1) * (1 / nv - 1 / N))
+        sa, sb = a["term_stderr"][p].reshape(9, -1)[1:], b["term_stderr"][p].reshape(9, -1)[1:]
+        dev = np.abs(sa / sb - 1)
+        assert np.all(dev <= SUBSET_Z * sd[1:, None]), (p, (dev / sd[1:, None]).max())
+        scale = np.abs(b["terms"][p]).max()
+        np.testing.assert_allclose(a["terms"][p], b["terms"][p], rtol=0, atol=1e-12 * scale)
+        np.testing.assert_array_equal(a["terminated"][p], b["terminated"][p])
+
+
+def test_truncation_warning_beyond_the_variance_subset():
+    """With more samples than the variance subset the warning fires and stays silent as with
+    full-sample variances (the decisions here are far from the thresholds)."""
+    dist, f = case("laplace-softplus").build()
+    S = 3 * gsbref.estimators.gsb.VARIANCE_SAMPLES
+    da, db = {}, {}
+    with pytest.warns(GSBTruncationWarning, match=r"\|T_7\| = [0-9.e+-]+, \|T_8\| = [0-9.e+-]+, partial sum"):
+        estimate(dist, f, "gsb", S, 0, order=8, diagnostics=da)
+    with pytest.warns(GSBTruncationWarning):
+        estimate(dist, f, "gsb", S, 0, order=8, diagnostics=db, variance_samples=None)
+    assert da["variance_samples"]["scale"] == gsbref.estimators.gsb.VARIANCE_SAMPLES
+    assert db["variance_samples"]["scale"] == S
+    np.testing.assert_array_equal(da["converged"]["scale"], db["converged"]["scale"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GSBTruncationWarning)
+        d = {}
+        estimate(*case("gamma-toy2").build(), "gsb", S, 0, order=8, diagnostics=d)
+    assert all(np.all(v) for v in d["converged"].values())
+
+
+@pytest.mark.parametrize("blocks", [(5, 3), (64, 37), (2**13, 2**14)])
+def test_summary_does_not_depend_on_the_blocks(blocks, monkeypatch):
+    """Estimates and diagnostics for blocks of one sample, odd sizes, and the defaults: the same
+    per-sample estimates up to the order of the basis products (``(N + 2) eps`` of the terms'
+    scale, as in the fused-vs-jet test) and the same diagnostics up to the rounding of the sums
+    (``1e-12`` normwise; variances ``1e-10`` relative)."""
+    import gsbref.estimators.gsb as g
+
+    dist = gsbref.Gamma(np.full(3, 2.5), 0.7)
+    rule = build_rule(dist, gsbref.function("sum(softplus(z))"), order=8, warn=False)
+    z = rule.draw(np.random.default_rng(8), 5000)
+    ref_est, ref_stats = rule.summary(z, 600)
+    monkeypatch.setattr(g, "_BLOCK", blocks[0])
+    monkeypatch.setattr(g, "_LIGHT_BLOCK", blocks[1])
+    est, stats = rule.summary(z, 600)
+    _, terms = rule.evaluate(z)
+    for p in est:
+        total = np.abs(terms[p]).reshape(terms[p].shape[0], -1).max(axis=1).sum()
+        np.testing.assert_allclose(est[p], ref_est[p], rtol=0, atol=10 * EPS * total)
+        scale = np.abs(ref_stats[p]["mean"]).max()
+        np.testing.assert_allclose(stats[p]["mean"], ref_stats[p]["mean"], rtol=0, atol=1e-12 * scale)
+        np.testing.assert_allclose(stats[p]["var"], ref_stats[p]["var"], rtol=1e-10, atol=0)
+        assert stats[p]["var_n"] == ref_stats[p]["var_n"] == 600
+
+
+def test_variance_samples_option():
+    dist = gsbref.Gamma(2.0, 0.5)
+    for bad in (0, 1, 2.5, True, "all"):
+        with pytest.raises(ValueError, match="variance_samples"):
+            estimate(dist, "sum(softplus(z))", "gsb", 10, 0, order=2, variance_samples=bad)
+    d = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GSBTruncationWarning)
+        estimate(dist, "sum(softplus(z))", "gsb", 50, 0, order=2, variance_samples=20, diagnostics=d)
+    assert d["variance_samples"] == {"shape": 20, "scale": 20}
+
+
+def test_coefficients_of_identical_coordinates_are_those_of_one():
+    """The coefficients of a family with identical coordinates, computed for one coordinate and
+    broadcast, are bit for bit those of ``a_coefficients``."""
+    from gsbref.estimators.gsb import _coefficients
+
+    for dist in (gsbref.Gamma(np.full(5, 2.5), 0.7), gsbref.Laplace(np.zeros((2, 3)), 0.4),
+                 gsbref.Exponential(np.full(4, 0.3)), gsbref.ChiSquared(np.full(3, 3.0))):
+        a, b = dist.a_coefficients(9), _coefficients(dist, 9, True)
+        assert sorted(a) == sorted(b)
+        for k in a:
+            assert a[k].shape == b[k].shape and np.array_equal(a[k], b[k])

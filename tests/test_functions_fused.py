@@ -10,6 +10,8 @@ negligible):
   bound is asserted to be small against the derivatives' scale, so that it cannot pass vacuously;
 * exp, sin, cos and polynomials within their own bounds (stated at each test);
 * the fused engine against the Taylor-jet engine on composite formulas (normwise, see there);
+* the light kernel of the summary pass (combinations and row sums without the rows) against
+  the rows it avoids forming;
 * the cancellation-free differences ``g(z + h) - g(z)`` of the resummed estimators.
 """
 
@@ -24,6 +26,8 @@ import pytest
 import gsbref
 from gsbref.functions._fused import (
     FusedSeparable,
+    RowSums,
+    Workspace,
     eulerian,
     sigmoid_matrix,
     softplus_error_bound,
@@ -208,6 +212,62 @@ def test_combine_and_shift_options():
             np.testing.assert_allclose(rows, plain - sh[:, None, None], rtol=0, atol=1e-14 * max(1, scale))
             want = np.tensordot(C, plain, axes=1)
             np.testing.assert_allclose(comb, want, rtol=0, atol=1e-14 * np.abs(C).sum() * max(1, scale))
+
+
+LIGHT = ["sum(softplus(z))", "sum(softplus(0.5 * z))", "2 * sum(sigmoid(z))", "sum(log_sigmoid(-z))",
+         "sum((z - 0.49)**2)", "sum(exp(-z) + softplus(z))", "sum(log(z) + tanh(z))", "prod(sigmoid(z) + 1)"]
+
+
+@pytest.mark.parametrize("d", [1, 3])
+@pytest.mark.parametrize("expr", [*LIGHT, "sum(softplus(z + c))"])
+def test_combinations_and_sums_equal_the_rows_they_avoid(expr, d):
+    """``combinations_and_sums`` over blocks of 1, 7 and 40 samples (one RowSums across them)
+    against ``derivatives``, normwise as in :func:`test_fused_equals_jets`: each computation of a
+    row is within ``4.4e-13 max|row|`` (the fused bound for ``T <= 9``), whether the basis
+    products are taken row by row or folded into ``combine @ base`` first, or summed over the
+    samples before the coefficient matrix is applied; so the combinations agree to
+    ``1e-12 sum_n |C_qn| max|row_n|`` and the sums over ``n`` samples to ``1e-12 n max|row|``.
+    Arguments of one sign (Gamma draws: the fold path) and of both signs (the generic path)."""
+    rng = np.random.default_rng(4)
+    consts = {"c": np.linspace(0.5, 2.0, d)} if "c)" in expr else {}  # one constant per coordinate
+    fs = FusedSeparable.compile(gsbref.function(expr, **consts), d)
+    assert fs is not None
+    lo, hi = 1, 9
+    R = hi - lo + 1
+    for z in (rng.gamma(2.5, 0.7, size=(48, d)), rng.normal(0.0, 2.0, size=(48, d))):
+        if "log(z)" in expr:
+            z = np.abs(z) + 0.1
+        C = rng.normal(size=(2, R))
+        rows = fs.derivatives(z, hi, lowest=lo)  # (R, 48, d)
+        E = np.empty((2, z.size))
+        sums = RowSums(R, d)
+        work = Workspace()
+        for a, b in ((0, 1), (1, 8), (8, 48)):
+            fs.combinations_and_sums(z[a:b], hi, lo, C, E[:, a * d:b * d], sums, work)
+        want = np.tensordot(C, rows, axes=1).reshape(2, -1)
+        scale = np.abs(rows).reshape(R, -1).max(axis=1)
+        tol = 1e-12 * (np.abs(C) @ scale)
+        assert np.all(np.abs(E - want).max(axis=1) <= tol), (np.abs(E - want).max(axis=1), tol)
+        got = sums.total()
+        assert got.shape == (R, d)
+        err = np.abs(got - rows.sum(axis=1)).max(axis=1)
+        assert np.all(err <= 1e-12 * z.shape[0] * scale), (err, scale)
+
+
+def test_row_sums_accumulate():
+    """``add_rows`` and ``add_basis`` add (blocks of one sample and of many), ``total`` combines
+    the basis sums with their coefficient matrices."""
+    rng = np.random.default_rng(2)
+    rows = rng.normal(size=(3, 5, 4))
+    s = RowSums(3, 4)
+    s.add_rows(rows[:, :1])
+    s.add_rows(rows[:, 1:])
+    np.testing.assert_allclose(s.total(), rows.sum(axis=1), rtol=4 * EPS)
+    base = rng.normal(size=(3, 2))
+    B = rng.gamma(1.0, size=(2, 6, 4))
+    s.add_basis(base, B[:, :1])
+    s.add_basis(base, B[:, 1:])
+    np.testing.assert_allclose(s.total(), rows.sum(axis=1) + base @ B.sum(axis=1), rtol=1e-14, atol=1e-14)
 
 
 def test_recognition():

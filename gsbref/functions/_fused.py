@@ -64,6 +64,12 @@ engine against mpmath with it.  For comparison, the monomial form in ``s``
 ``n = 9``, ``s = 1``, against ``C_9(0) = 79``: it loses relative accuracy where the derivatives
 are small.
 
+Where only linear combinations of the rows and their sums over the samples are needed (the
+``gsb`` estimator beyond its variance subset), :meth:`FusedSeparable.combinations_and_sums`
+never forms the rows of the softplus family: the combinations are one ``(P, T)`` product with
+the basis, and the sums over the samples of the basis rows (positive numbers) are multiplied by
+the coefficient matrix once per pass (:class:`RowSums`).
+
 >>> import numpy as np
 >>> from gsbref.functions import function
 >>> f = function("sum(softplus(2 * z - 1))")
@@ -84,7 +90,7 @@ import numpy as np
 from ._expr import Binary, Call, Neg, Node, Power, Var, evaluate, exponent_value
 from .jet import Jet, _check_order
 
-__all__ = ["FusedSeparable", "Workspace", "eulerian", "sigmoid_matrix", "softplus_error_bound", "softplus_rows"]
+__all__ = ["FusedSeparable", "RowSums", "Workspace", "eulerian", "sigmoid_matrix", "softplus_error_bound", "softplus_rows"]
 
 #: columns per matrix-product call (the product's operands then stay in the L2 cache)
 _GEMM_COLUMNS = 4096
@@ -522,22 +528,18 @@ def _softplus_into(x, lo, hi, out, scale, written, work, combine=None):
     return folded
 
 
-def _softplus_fold(x, lo, hi, out, scale, work, combine=None, shift=None):
-    """The fast path of :func:`_softplus_into` for one softplus-family term with scalar factors,
-    ``1 <= lo``, ``2 <= hi`` and ``x`` of one sign: a single matrix product gives every row
-    ``m = lo..hi`` (the sigmoid row too: the basis gets ``sigmoid(x)`` as an extra row), the
-    combinations ``combine @ rows`` (into ``out[R:]``) and, with ``shift`` ``(R,)``, rows minus
-    ``shift`` (a basis row of ones).  Returns False, doing nothing, when ``x`` has both signs."""
+def _softplus_basis(x, T, work, ones=False):
+    """The basis of the folded product for top order ``T >= 2``: rows ``B_k = u M^T u^k``
+    (``k = 0..T-2``), row ``T - 1`` ``sigmoid(x)`` and, with ``ones``, a row of ones (module
+    docstring).  Returns ``(B, allpos)`` (``B`` of shape ``(nB, x.size)``, a workspace buffer;
+    ``allpos``: ``x > 0`` everywhere), or None when ``x`` is empty or has both signs."""
     size = x.size
     xf = x.reshape(-1)
     if not size:
-        return False
+        return None
     allpos = float(xf.min()) > 0
     if not allpos and float(xf.max()) > 0:
-        return False
-    T = hi
-    R = hi - lo + 1
-    ones = shift is not None
+        return None
     nB = T + (1 if ones else 0)  # T - 1 basis rows, the sigmoid row, the row of ones
     B = work.get(("spf_B", ones), (nB, size))
     u = work.get("sp_u", (size,))
@@ -558,19 +560,47 @@ def _softplus_fold(x, lo, hi, out, scale, work, combine=None, shift=None):
     if ones and work.cache.get("spf_ones") is not B:  # the row of ones is filled once per buffer
         B[T] = 1.0
         work.cache["spf_ones"] = B
-    key = ("spf_P", T, allpos, lo, None if scale is None else tuple(scale),
-           None if combine is None else combine.tobytes(), None if shift is None else shift.tobytes())
-    P = work.cache.get(key)
-    if P is None:
-        base = np.zeros((R, nB))
+    return B, allpos
+
+
+def _softplus_base(T, allpos, lo, scale, nB, work):
+    """``(hi - lo + 1, nB)`` coefficients of rows ``m = lo..T`` on the basis of
+    :func:`_softplus_basis` (``scale``: None or a list of per-row factors); cached, read-only."""
+    key = ("spf_base", T, allpos, lo, nB, None if scale is None else tuple(scale))
+    base = work.cache.get(key)
+    if base is None:
+        base = np.zeros((T - lo + 1, nB))
         phi = sigmoid_matrix(T, positive=allpos)
-        for r in range(R):
+        for r in range(T - lo + 1):
             m = lo + r
             f = 1.0 if scale is None else scale[r]
             if m == 1:
                 base[r, T - 1] = f
             else:
                 base[r, :T - 1] = f * phi[m - 2]
+        base.flags.writeable = False
+        work.cache[key] = base
+    return base
+
+
+def _softplus_fold(x, lo, hi, out, scale, work, combine=None, shift=None):
+    """The fast path of :func:`_softplus_into` for one softplus-family term with scalar factors,
+    ``1 <= lo``, ``2 <= hi`` and ``x`` of one sign: a single matrix product gives every row
+    ``m = lo..hi`` (the sigmoid row too: the basis gets ``sigmoid(x)`` as an extra row), the
+    combinations ``combine @ rows`` (into ``out[R:]``) and, with ``shift`` ``(R,)``, rows minus
+    ``shift`` (a basis row of ones).  Returns False, doing nothing, when ``x`` has both signs."""
+    T = hi
+    ones = shift is not None
+    got = _softplus_basis(x, T, work, ones)
+    if got is None:
+        return False
+    B, allpos = got
+    size = x.size
+    key = ("spf_P", T, allpos, lo, None if scale is None else tuple(scale),
+           None if combine is None else combine.tobytes(), None if shift is None else shift.tobytes())
+    P = work.cache.get(key)
+    if P is None:
+        base = _softplus_base(T, allpos, lo, scale, B.shape[0], work).copy()
         rows = [base]
         if combine is not None:
             rows.append(combine @ base)
@@ -585,27 +615,108 @@ def _softplus_fold(x, lo, hi, out, scale, work, combine=None, shift=None):
     return True
 
 
+def _softplus_scale(term, z, lo, hi, work):
+    """The per-row factors ``coef alpha^n`` of a softplus-family term: None (all 1), a list of
+    scalars, or an array broadcastable to the rows (cached in ``work``)."""
+    key = ("sp_scale", id(term), lo, hi, z.shape)
+    if key in work.cache:
+        return work.cache[key]
+    factors = _alpha_powers(term.alpha, term.coef, lo, hi)
+    if all(_is_scalar(f) for f in factors):
+        scale = [float(f) for f in factors]
+        if all(f == 1 for f in scale):
+            scale = None
+    else:
+        scale = _scale_rows(factors, z.shape)
+    work.cache[key] = scale
+    return scale
+
+
 def _softplus_term(term, z, lo, hi, out, written, work, combine=None, shift=None):
     """Returns ``(combined, shifted)``: whether ``out[R:]`` holds ``combine @ rows`` and whether
     the rows were shifted."""
     h = term.shift
     x = _affine(term, z)  # may be z itself: _softplus_into does not write into x
-    key = ("sp_scale", id(term), lo, hi, z.shape)
-    if key in work.cache:
-        scale = work.cache[key]
-    else:
-        factors = _alpha_powers(term.alpha, term.coef, lo, hi)
-        if all(_is_scalar(f) for f in factors):
-            scale = [float(f) for f in factors]
-            if all(f == 1 for f in scale):
-                scale = None
-        else:
-            scale = _scale_rows(factors, z.shape)
-        work.cache[key] = scale
+    scale = _softplus_scale(term, z, lo, hi, work)
     foldable = not written and lo + h >= 1 and hi + h >= 2 and (scale is None or isinstance(scale, list))
     if foldable and _softplus_fold(x, lo + h, hi + h, out, scale, work, combine, shift):
         return combine is not None, shift is not None
     return _softplus_into(x, lo + h, hi + h, out, scale, written, work, combine), False
+
+
+def _softplus_light(term, z, lo, hi, combine, comb_out, work, sums):
+    """:meth:`FusedSeparable.combinations_and_sums` for one softplus-family term on the folded
+    basis: ``combine @ rows`` as one ``(P, nB)`` product into ``comb_out``; the basis rows' sums
+    over the samples go into ``sums`` -- the rows themselves are never formed.  Returns False
+    (doing nothing) where the fold does not apply."""
+    h = term.shift
+    scale = _softplus_scale(term, z, lo, hi, work)
+    if not (lo + h >= 1 and hi + h >= 2 and (scale is None or isinstance(scale, list))):
+        return False
+    T = hi + h
+    got = _softplus_basis(_affine(term, z), T, work)
+    if got is None:
+        return False
+    B, allpos = got
+    base = _softplus_base(T, allpos, lo + h, scale, B.shape[0], work)
+    key = ("spf_comb", T, allpos, lo + h, None if scale is None else tuple(scale), combine.tobytes())
+    Pc = work.cache.get(key)
+    if Pc is None:
+        Pc = np.ascontiguousarray(combine @ base)
+        work.cache[key] = Pc
+    np.matmul(Pc, B, out=comb_out)
+    sums.add_basis(base, B.reshape(B.shape[0], -1, z.shape[-1]))
+    return True
+
+
+class RowSums:
+    """Per-coordinate sums over the samples of derivative rows, ``(R, d)``, accumulated block by
+    block (:meth:`FusedSeparable.combinations_and_sums`).
+
+    Blocks evaluated on the softplus basis contribute the sums of their basis rows, kept per
+    coefficient matrix ``base`` and multiplied by it once, in :meth:`total` (``sum_s rows =
+    base @ sum_s basis``); other blocks contribute the sums of their rows.  Rounding: the basis
+    rows are positive, so their sums are accurate to (number of blocks + ``log2`` block size)
+    ``eps`` relative, and the product adds the bound of the module docstring with ``C_n`` summed
+    over the samples.
+    """
+
+    def __init__(self, R: int, d: int):
+        self.R, self.d = int(R), int(d)
+        self._rows = np.zeros((self.R, self.d))
+        self._basis = {}
+        self._ones = np.zeros((1, 0))
+
+    def add_rows(self, rows):
+        """Add the sums over axis 1 of ``rows`` ``(R, n, d)``."""
+        if rows.shape[1] == 1:
+            self._rows += rows[:, 0]
+        else:
+            self._rows += rows.sum(axis=1)
+
+    def add_basis(self, base, B):
+        """Add the sums over axis 1 of the basis rows ``B`` ``(nB, n, d)`` whose coefficient
+        matrix (rows on basis) is ``base`` ``(R, nB)``."""
+        entry = self._basis.get(id(base))
+        if entry is None:
+            entry = self._basis[id(base)] = (base, np.zeros((base.shape[1], self.d)))
+        acc = entry[1]
+        n = B.shape[1]
+        if n == 1:
+            acc += B[:, 0]
+            return
+        if self._ones.shape[-1] != n:
+            self._ones = np.ones((1, n))
+        if self.d == 1:  # products with ones: faster than NumPy's reductions along these axes
+            acc[:, 0] += B.reshape(B.shape[0], n) @ self._ones[0]
+        else:
+            acc += np.matmul(self._ones, B)[:, 0]
+
+    def total(self) -> np.ndarray:
+        out = self._rows.copy()
+        for base, acc in self._basis.values():
+            out += base @ acc
+        return out
 
 
 def _jet_rows(term, z, lo, hi, out, written, work):
@@ -864,3 +975,45 @@ class FusedSeparable:
         if shift is not None and not shifted:
             rows -= np.asarray(shift, dtype=float).reshape((R,) + (1,) * z.ndim)
         return rows if combine is None else (rows, comb)
+
+    def combinations_and_sums(self, z, order: int, lowest: int, combine, out, sums: RowSums,
+                              work: Workspace | None = None):
+        """The rows' linear combinations and their sums over the samples, without keeping the rows.
+
+        ``z`` ``(n, d)``; the rows are the pure partials of orders ``lowest..order`` (as in
+        :meth:`derivatives`).  Writes ``combine @ rows`` (``combine`` ``(P, order - lowest + 1)``)
+        into ``out``, a ``(P, n * d)`` array (its rows may lie anywhere, e.g. in the caller's result
+        arrays), and adds the sums over the ``n`` samples of every row to ``sums`` (a
+        :class:`RowSums` of ``(order - lowest + 1, d)``).  For a single softplus-family term with
+        scalar factors, ``lowest >= 1`` and an argument of one sign, nothing of the rows' size is
+        formed beyond the basis: the combinations are one ``(P, T)`` matrix product with the basis,
+        and the basis rows are summed (:class:`RowSums`); otherwise the rows are computed
+        (:meth:`derivatives`) and summed.
+
+        >>> import numpy as np
+        >>> from gsbref.functions import function
+        >>> fs = FusedSeparable.compile(function("sum(softplus(z))"), 1)
+        >>> z = np.array([[0.5], [1.5], [2.5]])
+        >>> E, sums = np.empty((1, 3)), RowSums(3, 1)
+        >>> fs.combinations_and_sums(z, 3, 1, np.array([[1.0, 0.5, 0.0]]), E, sums)
+        >>> rows = fs.derivatives(z, 3, lowest=1)[:, :, 0]
+        >>> bool(np.allclose(E[0], rows[0] + 0.5 * rows[1], rtol=1e-14, atol=0))
+        True
+        >>> bool(np.allclose(sums.total()[:, 0], rows.sum(axis=1), rtol=1e-14, atol=0))
+        True
+        """
+        z = np.asarray(z, dtype=float)
+        order = _check_order(order)
+        if not 0 <= lowest <= order:
+            raise ValueError(f"lowest must lie in [0, order], got {lowest!r}")
+        work = Workspace() if work is None else work
+        R = order - lowest + 1
+        d = z.shape[-1]
+        single = self.kind == "sum" and lowest >= 1 and len(self.terms) == 1 and self.terms[0].kind == "softplus"
+        if single and _softplus_light(self.terms[0], z, lowest, order, combine, out, work, sums):
+            return
+        P = combine.shape[0]
+        buf = work.get("light_rows", (R + P,) + z.shape)
+        rows, comb = self.derivatives(z, order, lowest, out=buf, work=work, combine=combine)
+        np.copyto(out, comb.reshape(P, -1))
+        sums.add_rows(rows.reshape(R, -1, d))
