@@ -19,6 +19,12 @@ exact where the series in ``r`` diverges (``|r| scale >= 1``), as long as ``M(r)
 Separable ``f = a + b * sum_j g_j(z_j)``: the estimate for coordinate ``j`` is ``b`` times the rule
 of ``g_j``.  ``f = a + b * prod_j g_j(z_j)``: ``b`` times the rule of ``g_j`` times
 ``prod_{k != j} g_k(z_k)`` (unbiased because the coordinates are independent).
+
+Array backends: for a distribution on another namespace (CuPy, ``array_api_strict``) the draws
+come from :func:`gsbref._backend.generator` and the per-sample closed forms (complex128) and the
+product form's other factors are computed in that namespace; the coefficients ``G^(m)(r)`` are
+computed in mpmath from the parameters, as for NumPy.  On ``array_api_strict`` the estimates equal
+NumPy's at the same seed (``tests/test_backends.py::test_gsb_closed_same_on_strict``).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import math
 import mpmath
 import numpy as np
 
+from .._backend import is_numpy
 from .._math import MP
 from ..distributions._base import Factorized, _check_n, as_generator
 
@@ -122,6 +129,13 @@ def closed_rule(dist, f):
     prod = sep.kind == "prod"
     params = [p.name for p in dist.parameters]
 
+    xp = getattr(dist, "xp", None)
+    if xp is not None and not is_numpy(xp):
+        draw, evaluate = _xp_draw_evaluate(dist, sep, per, params, xp)
+        fam = f"{name} (corollary 3.1, closed form)"
+        return Rule(fam, fam, None, {p: True for p in params}, {p: [] for p in params}, draw, evaluate, 0,
+                    notes=["exp-polynomial terms summed in closed form"])
+
     def draw(rng, n):
         return dist.sample(as_generator(rng), _check_n(n))
 
@@ -147,6 +161,59 @@ def closed_rule(dist, f):
     derivs = {p: [] for p in params}
     return Rule(fam, fam, None, {p: True for p in params}, derivs, draw, evaluate, 0,
                 notes=["exp-polynomial terms summed in closed form"])
+
+
+def _term_rule_xp(x, entries, xp):
+    """:func:`_term_rule` in namespace ``xp`` (complex128 arithmetic, the same operations)."""
+    c128 = xp.complex128
+    acc = xp.zeros(tuple(x.shape), dtype=c128)
+    for coef, k, r, G in entries:
+        e = xp.exp(xp.asarray(r, dtype=c128) * x)
+        poly = xp.zeros(tuple(x.shape), dtype=c128)
+        for m in range(k + 1):
+            if G[m] != 0:
+                poly = poly + xp.asarray(math.comb(k, m) * G[m], dtype=c128) * x ** (k - m)
+        acc = acc + xp.asarray(coef, dtype=c128) * poly * e
+    return acc
+
+
+def _xp_draw_evaluate(dist, sep, per, params, xp):
+    """``draw`` and ``evaluate`` of the closed rule on namespace ``xp``: the draws from
+    :func:`gsbref._backend.generator`, the per-sample closed forms and (product form) the values of
+    the other factors by array-API operations; only the coefficients ``G^(m)(r)`` (per coordinate,
+    from the parameters) were computed in mpmath."""
+    from .._backend import generator
+    from ..functions._expr import evaluate as eval_tree
+    from ..functions._function import _prod_except_xp
+
+    d = dist.event_size
+    ev = tuple(dist.event_shape)
+    b = sep.b_float
+    prod = sep.kind == "prod"
+
+    def draw(rng, n):
+        n = _check_n(n)
+        return xp.reshape(dist.sample(generator(xp, rng), n), (n,) + ev)
+
+    def evaluate(z, lookahead=False):
+        S = z.shape[0]
+        zf = xp.reshape(z, (S, d))
+        others = None
+        if prod:
+            vals = eval_tree(sep.elementwise, zf, "float", xp)
+            if isinstance(vals, (int, float)):
+                vals = xp.full((S, d), float(vals), dtype=xp.float64)
+            others = _prod_except_xp(xp.broadcast_to(vals, (S, d)), xp)
+        est = {}
+        for p in params:
+            cols = [b * xp.real(_term_rule_xp(zf[:, j], per[j].get(p, []), xp)) for j in range(d)]
+            out = xp.stack(cols, axis=-1)
+            if prod:
+                out = out * others
+            est[p] = dist._reduce_to_param(p, xp.reshape(out, (S,) + ev), 1)
+        return est, {}
+
+    return draw, evaluate
 
 
 def _prod_except(x):

@@ -115,6 +115,28 @@ trigger it, a divergent one whose terms first decrease does not (softplus under
 ``Laplace(0.2, 0.5)``: ``|T_n|`` decreases up to ``n = 4`` and the bias is smallest at ``N = 3``,
 1.5 %; ``docs/truncation.md``).
 
+Array backends
+--------------
+For a distribution on a namespace other than NumPy (CuPy, ``array_api_strict``; see
+:mod:`gsbref._backend`) both methods run there and return arrays of it.  ``gsb``: the points are
+drawn through :func:`gsbref._backend.generator` (on ``array_api_strict`` NumPy's own numbers, so
+the NumPy and array-API results at one seed come from the same draws), the derivatives of all
+orders come from :meth:`gsbref.functions.Function.derivatives` (Taylor jets in the namespace; the
+fused engine is NumPy code, ``engine="fused"`` raises ``NotImplementedError`` there), the
+coefficients from ``dist.a_coefficients`` and the series, its sample means and variances and the
+convergence test from array-API operations over all samples at once (no blocking: memory
+``(N + 2) S d`` floats).  Differences from the NumPy path: the term variances are never pooled over
+coordinates (the first ``min(S, variance_samples)`` samples of each coordinate, as NumPy does for
+coordinates that differ); the diagnostics are arrays of the namespace; the warning's message
+numbers cross to the host only when it fires.  With ``engine="jet"`` the NumPy path computes the
+same derivatives, and the per-sample estimates and diagnostics agree to 64 eps
+(``tests/test_backends.py::test_gsb_same_on_strict``).  Covered: Gaussian, Dirac, Laplace,
+Gamma, Exponential, ChiSquared, MultivariateGaussian (gradient and Hessian in the namespace),
+Beta and Dirichlet through the gamma construction (eqs. 20-21: the gamma draws, curve
+coefficients and path jets, :class:`gsbref.functions.jet.XpJet`, in the namespace; diagnostics
+from all samples as on NumPy), Beta with ``via="cumulants"`` and any other family with
+``a_coefficients``.
+
 Per-sample evaluation without sampling: :func:`build_rule` returns a :class:`Rule` whose
 ``evaluate(points)`` gives the estimates at given points (used by the deterministic tests).
 
@@ -153,6 +175,7 @@ from typing import Callable
 
 import numpy as np
 
+from .._backend import backend_name, generator, is_numpy, to_numpy
 from ..distributions._base import Factorized, _check_n, as_generator
 from ._base import register
 from ._gsb_jets import curve_coefficients, path_derivatives
@@ -254,6 +277,11 @@ def build_rule(dist, f, method: str = "gsb", order: int | None = None, via: str 
     """
     if engine not in _ENGINES:
         raise ValueError(f"engine must be one of {_ENGINES}, got {engine!r}")
+    if engine == "fused" and _xp_of(dist) is not None:
+        raise NotImplementedError(
+            f"gsb: engine='fused' is NumPy code; {type(dist).__name__} on {backend_name(_xp_of(dist))} "
+            "uses the Taylor jets of the array namespace (engine='jet' or 'auto')"
+        )
     if method == "gsb-closed":
         from ._gsb_closed import closed_rule
 
@@ -270,7 +298,10 @@ def build_rule(dist, f, method: str = "gsb", order: int | None = None, via: str 
         )
     if via == "cumulants" and name != "Beta":
         raise ValueError(f"via='cumulants' is the Beta's direct theorem-1 form; {name} has no such option")
-    if name == "MultivariateGaussian":
+    xp = _xp_of(dist)
+    if xp is not None:
+        rule = _xp_rule(dist, f, order, via, check_singular, xp)
+    elif name == "MultivariateGaussian":
         rule = _mvn_rule(dist, f)
     elif name in ("Beta", "Dirichlet") and via == "gamma":
         rule = _gamma_construction_rule(dist, f, order)
@@ -726,19 +757,9 @@ def _log_gamma_draws(rng, a):
     return np.log(rng.standard_gamma(a + 1.0)) + np.log(u) / a
 
 
-def _gamma_construction_rule(dist, f, order):
-    name = type(dist).__name__
-    ev = dist.event_shape
-    d = dist.event_size
-    if name == "Beta":
-        bp = dist.broadcast_params()
-        total = np.asarray(bp["alpha"] + bp["beta"], dtype=float)
-        what = "alpha + beta"
-    else:
-        conc = np.asarray(dist.concentration, dtype=float)
-        total = conc.sum(axis=-1)
-        what = "sum(concentration)"
-    tmin = float(np.min(total))
+def _gamma_construction_order(name, what, tmin, order):
+    """The order ``N`` of eqs. 20-21 for ``order`` (None: the default) when the smallest total
+    concentration is ``tmin``; ``ValueError`` where a term would be infinite (DESIGN 1.5)."""
     # largest n with E[s^-n] finite: n < total
     n_finite = int(math.ceil(tmin) - 1)
     if order is None:
@@ -759,6 +780,23 @@ def _gamma_construction_rule(dist, f, order):
                 f"order with finite terms is {max(n_finite, 0)}.  The partial sums that exist do not "
                 "approach the gradient in general: use method='gsb-resummed' or 'score'"
             )
+    return N
+
+
+def _gamma_construction_rule(dist, f, order):
+    name = type(dist).__name__
+    ev = dist.event_shape
+    d = dist.event_size
+    if name == "Beta":
+        bp = dist.broadcast_params()
+        total = np.asarray(bp["alpha"] + bp["beta"], dtype=float)
+        what = "alpha + beta"
+    else:
+        conc = np.asarray(dist.concentration, dtype=float)
+        total = conc.sum(axis=-1)
+        what = "sum(concentration)"
+    tmin = float(np.min(total))
+    N = _gamma_construction_order(name, what, tmin, order)
     nfac = np.array([0.0] + [1.0 / n for n in range(1, N + 2)])
 
     if name == "Beta":
@@ -830,6 +868,11 @@ def _gamma_construction_rule(dist, f, order):
         params = ["concentration"]
         family = "Dirichlet (eq. 21, gamma construction)"
     derivs = {p: [None] + list(range(1, N + 1)) for p in params}
+    return Rule(family, family, N, {p: False for p in params}, derivs, draw, evaluate, N,
+                _gamma_construction_notes(N, tmin))
+
+
+def _gamma_construction_notes(N, tmin):
     notes = []
     n_var = int(math.ceil(tmin / 2) - 1)  # largest n with E[s^-2n] finite
     if N > n_var:
@@ -837,7 +880,332 @@ def _gamma_construction_rule(dist, f, order):
             f"terms n >= {n_var + 1} have infinite variance (E[s^-2n] = inf for 2n >= {tmin:.4g}): "
             "standard errors of these estimates are not meaningful"
         )
-    return Rule(family, family, N, {p: False for p in params}, derivs, draw, evaluate, N, notes)
+    return notes
+
+
+# ----------------------------------------------------------------------------------------------
+# the array-API path (distributions on a namespace other than NumPy)
+# ----------------------------------------------------------------------------------------------
+def _xp_of(dist):
+    """The distribution's namespace where it is not NumPy, else None (the NumPy path)."""
+    xp = getattr(dist, "xp", None)
+    return None if xp is None or is_numpy(xp) else xp
+
+
+def _xp_rule(dist, f, order, via, check_singular, xp):
+    """The :class:`Rule` of a family with independent coordinates on namespace ``xp`` (module
+    docstring, "Array backends"): draws through :func:`gsbref._backend.generator`, derivatives
+    from :meth:`Function.derivatives` (Taylor jets in ``xp``), coefficients from
+    ``dist.a_coefficients``, the series and its statistics by array-API operations over all samples
+    at once (no blocking); the multivariate Gaussian's gradient and Hessian and the gamma
+    construction of Beta / Dirichlet (:func:`_gamma_construction_rule_xp`) likewise."""
+    name = type(dist).__name__
+    if name == "MultivariateGaussian":
+        def draw(rng, n):
+            return dist.sample(generator(xp, rng), _check_n(n))
+
+        def evaluate(z, lookahead=False):  # gradient and Hessian of f in xp (Taylor jets)
+            return {"loc": f.gradient(z), "cov": 0.5 * f.hessian(z)}, {}
+
+        fam = "MultivariateGaussian (eq. 14)"
+        return Rule(fam, fam, None, {"loc": True, "cov": True}, {"loc": [None, 1], "cov": [None, None, 2]},
+                    draw, evaluate, 2)
+    if name in ("Beta", "Dirichlet") and via == "gamma":
+        return _gamma_construction_rule_xp(dist, f, order, xp)
+    if not (isinstance(dist, Factorized) and hasattr(type(dist), "_a")):
+        raise ValueError(f"gsb: no theorem-1 rule for {name} (it provides no a_coefficients)")
+    family, plan, exact, N = _plan(dist, order)
+    plan_next = plan if N is None else _plan(dist, N + 1)[1]
+    M = max(m for terms in plan.values() for _, m in terms)
+    M_next = max(m for terms in plan_next.values() for _, m in terms)
+    ev = dist.event_shape
+    d = dist.event_size
+    coeffs = dist.a_coefficients(M_next)  # {name: (M_next + 1, *event_shape)} in xp
+    nmax = {p: max(n for n, _ in terms) for p, terms in plan.items()}
+    if check_singular and name in _GAMMA_LIKE:
+        _check_singular_at_zero_xp(dist, f, plan, xp)
+    is_dirac = name == "Dirac"
+
+    def draw(rng, n):
+        n = _check_n(n)
+        return xp.reshape(dist.sample(generator(xp, rng), n), (n,) + tuple(ev))
+
+    def per_coordinate(z, lookahead):
+        """``{name: (top + 1, S, *event_shape)}`` terms before the reduction to the parameter."""
+        S = z.shape[0]
+        zf = xp.reshape(z, (S, d))
+        use = plan_next if lookahead else plan
+        Mu = M_next if lookahead else M
+        if is_dirac:  # every sample is loc
+            D = xp.broadcast_to(f.derivatives(zf[:1, ...], Mu), (Mu + 1, S, d))
+        else:
+            D = f.derivatives(zf, Mu)
+        D = xp.reshape(D, (Mu + 1, S) + tuple(ev))
+        zero = xp.zeros((S,) + tuple(ev), dtype=xp.float64)
+        out = {}
+        for p, plist in use.items():
+            top = max(n for n, _ in plist)
+            rows = [zero] * (top + 1)
+            for n, m in plist:
+                rows[n] = rows[n] + coeffs[p][m, ...] * D[m, ...]
+            out[p] = xp.stack(rows)
+        return out
+
+    def evaluate(z, lookahead=False):
+        T = per_coordinate(z, lookahead)
+        est, terms = {}, {}
+        for p, Tp in T.items():
+            Tp = dist._reduce_to_param(p, Tp, 2)
+            est[p] = xp.sum(Tp[: nmax[p] + 1, ...], axis=0)
+            if not exact[p]:
+                terms[p] = Tp
+        return est, terms
+
+    def summary(z, variance_samples=VARIANCE_SAMPLES):
+        variance_samples = _check_variance_samples(variance_samples)
+        S = z.shape[0]
+        nv = S if variance_samples is None else min(S, variance_samples)
+        T = per_coordinate(z, True)
+        est, stats = {}, {}
+        for p, Tp in T.items():
+            est[p] = xp.sum(dist._reduce_to_param(p, Tp[: nmax[p] + 1, ...], 2), axis=0)
+            if exact[p]:
+                continue
+            mean = xp.mean(Tp, axis=1)
+            if nv > 1:
+                var = xp.var(Tp[:, :nv, ...], axis=1, correction=1)
+            else:
+                var = xp.zeros_like(mean)
+            live = xp.astype(xp.any(Tp[-1, ...] != 0, axis=0), xp.float64)
+            stats[p] = {
+                "mean": dist._reduce_to_param(p, mean, 1),
+                "var": dist._reduce_to_param(p, var, 1),
+                "terminated": dist._reduce_to_param(p, live[None, ...], 1)[0, ...] == 0,
+                "n": S,
+                "var_n": nv,
+            }
+        return est, stats
+
+    derivs = {p: [dict(plist).get(n) for n in range(nmax[p] + 1)] for p, plist in plan.items()}
+    return Rule(family, family, N, exact, derivs, draw, evaluate, M,
+                summary=summary if N is not None and not is_dirac else None)
+
+
+def _gamma_construction_rule_xp(dist, f, order, xp):
+    """:func:`_gamma_construction_rule` in namespace ``xp``: the same draws (through
+    :func:`gsbref._backend.generator`), curve coefficients and path jets (:class:`XpJet`), by
+    array-API operations over all samples at once."""
+    from .._backend import special
+    from ..functions.jet import Jet, XpJet
+
+    name = type(dist).__name__
+    ev = tuple(dist.event_shape)
+    d = dist.event_size
+    f64 = xp.float64
+    if name == "Beta":
+        a = xp.broadcast_to(xp.asarray(dist.params["alpha"], dtype=f64), ev)
+        b = xp.broadcast_to(xp.asarray(dist.params["beta"], dtype=f64), ev)
+        total, what = a + b, "alpha + beta"
+    else:
+        conc = xp.asarray(dist.concentration, dtype=f64)
+        total, what = xp.sum(conc, axis=-1), "sum(concentration)"
+    tmin = float(xp.min(total))
+    N = _gamma_construction_order(name, what, tmin, order)
+    nfac = xp.asarray([0.0] + [1.0 / n for n in range(1, N + 2)], dtype=f64)
+
+    def log_gamma_draws(g, shape):
+        u = 1.0 - g.random(tuple(shape.shape))
+        return xp.log(g.standard_gamma(shape + 1.0)) + xp.log(u) / shape
+
+    def curve(z, s, moved, L):
+        base = z - moved
+        inv = -1.0 / s
+        p = xp.ones(tuple(base.shape), dtype=f64)
+        rows = []
+        for _ in range(L):
+            p = p * inv
+            rows.append(base * p)
+        return xp.stack(rows)
+
+    def path(z, curves):
+        L, S, Q, dd = curves.shape
+        c = xp.concat([xp.broadcast_to(xp.reshape(z, (1, S, 1, dd)), (1, S, Q, dd)), curves], axis=0)
+        res = f._raw(XpJet(c), xp)
+        if isinstance(res, Jet):
+            co = xp.broadcast_to(res.coeffs, (L + 1, S, Q))
+        else:  # f constant
+            v = xp.broadcast_to(xp.asarray(res, dtype=f64), (1, S, Q))
+            co = xp.concat([v, xp.zeros((L, S, Q), dtype=f64)], axis=0)
+        facts = xp.asarray([float(math.factorial(k)) for k in range(L + 1)], dtype=f64)
+        return co * xp.reshape(facts, (L + 1, 1, 1))
+
+    if name == "Beta":
+        def draw(rng, n):
+            g = generator(xp, rng)
+            n = _check_n(n)
+            l1 = log_gamma_draws(g, xp.broadcast_to(a, (n,) + ev))
+            l2 = log_gamma_draws(g, xp.broadcast_to(b, (n,) + ev))
+            return special(xp).expit(l1 - l2), xp.exp(xp.logaddexp(l1, l2))
+
+        def evaluate(points, lookahead=False):
+            z, s = points
+            S = z.shape[0]
+            L = N + 1 if lookahead else N
+            zf, sf = xp.reshape(z, (S, d)), xp.reshape(s, (S, d))
+            curves = xp.zeros((L, S, 2 * d, d), dtype=f64)
+            for j in range(d):
+                curves[:, :, j, j] = curve(zf[:, j], sf[:, j], 1.0, L)
+                curves[:, :, d + j, j] = curve(zf[:, j], sf[:, j], 0.0, L)
+            D = path(zf, curves)  # (L + 1, S, 2d)
+            est, terms = {}, {}
+            for p, Tp in (("alpha", D[:, :, :d]), ("beta", D[:, :, d:])):
+                Tp = xp.reshape(xp.reshape(nfac[: L + 1], (L + 1, 1, 1)) * Tp, (L + 1, S) + ev)
+                Tp = dist._reduce_to_param(p, Tp, 2)
+                terms[p] = Tp
+                est[p] = xp.sum(Tp[: N + 1, ...], axis=0)
+            return est, terms
+
+        params = ["alpha", "beta"]
+        family = "Beta (eq. 20, gamma construction)"
+    else:
+        K = ev[-1]
+        R = d // K
+
+        def draw(rng, n):
+            g = generator(xp, rng)
+            n = _check_n(n)
+            lg = log_gamma_draws(g, xp.broadcast_to(conc, (n,) + ev))
+            mx = xp.max(lg, axis=-1, keepdims=True)
+            w = xp.exp(lg - mx)
+            tot = xp.sum(w, axis=-1, keepdims=True)
+            return w / tot, xp.exp(mx[..., 0] + xp.log(tot[..., 0]))
+
+        def evaluate(points, lookahead=False):
+            z, s = points
+            S = z.shape[0]
+            L = N + 1 if lookahead else N
+            zr = xp.reshape(z, (S, R, K))
+            sr = xp.reshape(s, (S, R, 1))
+            curves = xp.zeros((L, S, d, R, K), dtype=f64)
+            for r in range(R):
+                for k in range(K):
+                    moved = xp.asarray([1.0 if i == k else 0.0 for i in range(K)], dtype=f64)
+                    curves[:, :, r * K + k, r, :] = curve(zr[:, r, :], sr[:, r, :], moved, L)
+            D = path(xp.reshape(z, (S, d)), xp.reshape(curves, (L, S, d, d)))  # (L + 1, S, d)
+            Tp = xp.reshape(xp.reshape(nfac[: L + 1], (L + 1, 1, 1)) * D, (L + 1, S) + ev)
+            return {"concentration": xp.sum(Tp[: N + 1, ...], axis=0)}, {"concentration": Tp}
+
+        params = ["concentration"]
+        family = "Dirichlet (eq. 21, gamma construction)"
+    derivs = {p: [None] + list(range(1, N + 1)) for p in params}
+    return Rule(family, family, N, {p: False for p in params}, derivs, draw, evaluate, N,
+                _gamma_construction_notes(N, tmin))
+
+
+def _gamma_shape_xp(dist, xp):
+    name = type(dist).__name__
+    ev = tuple(dist.event_shape)
+    if name == "Gamma":
+        return xp.broadcast_to(xp.asarray(dist.params["shape"], dtype=xp.float64), ev)
+    if name == "Exponential":
+        return xp.ones(ev, dtype=xp.float64)
+    return xp.broadcast_to(xp.asarray(dist.params["df"], dtype=xp.float64) / 2.0, ev)
+
+
+def _check_singular_at_zero_xp(dist, f, plan, xp):
+    """:func:`_check_singular_at_zero` in namespace ``xp`` (derivatives by jets)."""
+    M = max(m for terms in plan.values() for _, m in terms)
+    if M < 1:
+        return
+    mean = xp.reshape(xp.asarray(dist.mean(), dtype=xp.float64), (-1,))
+    shape = xp.reshape(_gamma_shape_xp(dist, xp), (-1,))
+    e1, e2 = _SINGULAR_PROBE
+    with np.errstate(all="ignore"):  # array_api_strict computes with NumPy: log(0) is expected here
+        D = f.derivatives(xp.stack([e1 * mean, e2 * mean]), M)
+        D1, D2 = D[:, 0, ...], D[:, 1, ...]
+        growth = xp.log(xp.abs(D2) / xp.abs(D1)) / math.log(e1 / e2)
+        inf = xp.full_like(growth, math.inf)
+        growth = xp.where(xp.isinf(D2) & ~xp.isnan(D1), inf, growth)
+        flagged = growth[1:M + 1, ...] >= shape - _SINGULAR_SLACK
+    if not bool(xp.any(flagged)):
+        return
+    # the error message only: the (M, d) flags and exponents cross to the host
+    fl, gr, sh = to_numpy(flagged), to_numpy(growth), to_numpy(shape)
+    m0 = int(np.argmax(fl.any(axis=1)))
+    j = int(np.argmax(fl[m0]))
+    m, p = m0 + 1, gr[m0 + 1, j]
+    raise ValueError(
+        f"gsb: E[d^{m}f/dz^{m}] is infinite under {dist!r} (coordinate {j}): near z = 0 the "
+        f"{m}-th derivative grows like z^-{p:.3g} while the density vanishes only like "
+        f"z^({sh[j]:.3g} - 1), so the series of eq. 19 has infinite terms from n = {m} on "
+        f"(DESIGN 1.4); use order <= {m - 1} (if that is >= 1) or the derivative-free "
+        "method='gsb-resummed'"
+    )
+
+
+def _term_stats_xp(terms: dict, xp) -> dict:
+    """:func:`_summarise`'s statistics of per-sample terms ``(N + 2, S, ...)`` in ``xp`` (all samples)."""
+    stats = {}
+    for p, T in terms.items():
+        S = T.shape[1]
+        mean = xp.mean(T, axis=1)
+        stats[p] = {
+            "mean": mean,
+            "var": xp.var(T, axis=1, correction=1) if S > 1 else xp.zeros_like(mean),
+            "terminated": xp.all(T[-1, ...] == 0, axis=0),
+            "n": S,
+            "var_n": S,
+        }
+    return stats
+
+
+def _summarise_xp(rule: Rule, stats: dict, xp) -> dict:
+    """:func:`_summarise_stats` in namespace ``xp`` (the diagnostics stay arrays of ``xp``)."""
+    out = {
+        "rule": rule.equation, "order": rule.order, "exact": dict(rule.exact),
+        "derivatives": {k: list(v) for k, v in rule.derivatives.items()},
+        "terms": {}, "term_stderr": {}, "partial_sums": {}, "next_term": {}, "terminated": {},
+        "converged": {}, "variance_samples": {}, "notes": list(rule.notes),
+    }
+    for p, st in stats.items():
+        S = st["n"]
+        mean = st["mean"][:-1, ...]
+        se = xp.sqrt(st["var"][:-1, ...] / S) if S > 1 else xp.zeros_like(mean)
+        terminated = st["terminated"]
+        out["terms"][p] = mean
+        out["term_stderr"][p] = se
+        out["partial_sums"][p] = xp.cumulative_sum(mean, axis=0)
+        out["next_term"][p] = st["mean"][-1, ...]
+        out["terminated"][p] = terminated
+        out["variance_samples"][p] = int(st["var_n"])
+        N = mean.shape[0] - 1
+        if N < 2:
+            out["converged"][p] = terminated if bool(xp.all(terminated)) else None
+            continue
+        last = xp.abs(mean[N, ...])
+        prev = xp.abs(mean[N - 1, ...])
+        if N >= 3:  # two previous terms (see _converged)
+            prev = xp.maximum(prev, xp.abs(mean[N - 2, ...]))
+        total = xp.abs(xp.sum(mean, axis=0))
+        s_n = se[N, ...]
+        s_n = xp.where(xp.isnan(s_n), xp.zeros_like(s_n), s_n)
+        significant = last > NOISE_Z * s_n
+        bad = significant & ((last > prev) | (last > TRUNCATION_RTOL * total))
+        out["converged"][p] = ~bad | terminated
+    return out
+
+
+def _warn_truncation_xp(dist, diag, xp):
+    """:func:`_warn_truncation` for diagnostics in ``xp``: the test runs in ``xp``; only where it
+    fires do the few numbers of the message cross to the host."""
+    bad = [p for p, ok in diag["converged"].items() if ok is not None and not bool(xp.all(ok))]
+    if not bad:
+        return
+    host = {"rule": diag["rule"],
+            "converged": {p: to_numpy(diag["converged"][p]) for p in bad},
+            "terms": {p: to_numpy(diag["terms"][p]) for p in bad},
+            "partial_sums": {p: to_numpy(diag["partial_sums"][p]) for p in bad}}
+    _warn_truncation(dist, host, stacklevel=5)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -921,7 +1289,7 @@ def _converged(mean, se):
     return ~bad
 
 
-def _warn_truncation(dist, diag):
+def _warn_truncation(dist, diag, stacklevel=4):
     for p, ok in diag["converged"].items():
         if ok is None or np.all(ok):
             continue
@@ -943,17 +1311,17 @@ def _warn_truncation(dist, diag):
             "may diverge for this f (DESIGN 1.4) and the truncation bias cannot be judged from samples: "
             "gsbref.oracle.truncation.truncation_bias computes it; method='gsb-resummed' is exact",
             GSBTruncationWarning,
-            stacklevel=4,
+            stacklevel=stacklevel,
         )
 
 
 # ----------------------------------------------------------------------------------------------
 # the registered estimators
 # ----------------------------------------------------------------------------------------------
-@register("gsb")
+@register("gsb", array_api=True)
 def gsb(dist, f, n_samples, rng, order: int | None = None, via: str = "gamma",
         diagnostics: dict | None = None, check_singular: bool = True,
-        variance_samples: int | None = VARIANCE_SAMPLES) -> dict[str, np.ndarray]:
+        variance_samples: int | None = VARIANCE_SAMPLES, engine: str = "auto") -> dict[str, np.ndarray]:
     """Generalized stochastic backpropagation (theorem 1; eqs. 14, 15, 18-21), per sample.
 
     Approximates ``dE_{z~dist}[f(z)]/dtheta`` by ``sum_{n<=N} a_n(theta) d^n f(z)/dz^n`` at samples
@@ -963,29 +1331,40 @@ def gsb(dist, f, n_samples, rng, order: int | None = None, via: str = "gamma",
     ``f`` whose series terminates (polynomials under Gamma/Laplace); otherwise biased by the
     omitted terms of the truncated series (eq. 26), and the truncated series may diverge as
     ``order`` grows (DESIGN 1.4).  Requires ``f`` differentiable enough; see the module docstring
-    for the order convention, the refusals, ``diagnostics`` and the warnings.
+    for the order convention, the refusals, ``diagnostics``, the warnings and the array backends.
 
     Options: ``order`` (series terms kept), ``via`` (Beta: ``"gamma"`` or ``"cumulants"``),
     ``diagnostics`` (a dict to fill), ``check_singular`` (Gamma-type families),
     ``variance_samples`` (how many values the diagnostics' term variances come from, an integer
-    >= 2, or None for all samples; module docstring).
+    >= 2, or None for all samples; module docstring), ``engine`` (how the derivatives are
+    computed: :func:`build_rule`).
     """
     variance_samples = _check_variance_samples(variance_samples)
-    rule = build_rule(dist, f, "gsb", order=order, via=via, check_singular=check_singular)
+    rule = build_rule(dist, f, "gsb", order=order, via=via, check_singular=check_singular, engine=engine)
     points = rule.draw(rng, n_samples)
-    if rule.summary is not None:
-        est, stats = rule.summary(points, variance_samples)
-        diag = _summarise_stats(rule, stats)
+    xp = _xp_of(dist)
+    if xp is not None:  # the array-API path (module docstring)
+        if rule.summary is not None:
+            est, stats = rule.summary(points, variance_samples)
+            diag = _summarise_xp(rule, stats, xp)
+        else:
+            est, terms = rule.evaluate(points, lookahead=True)
+            diag = _summarise_xp(rule, _term_stats_xp(terms, xp), xp)
+        _warn_truncation_xp(dist, diag, xp)
     else:
-        est, terms = rule.evaluate(points, lookahead=True)
-        diag = _summarise(rule, terms)
-    _warn_truncation(dist, diag)
+        if rule.summary is not None:
+            est, stats = rule.summary(points, variance_samples)
+            diag = _summarise_stats(rule, stats)
+        else:
+            est, terms = rule.evaluate(points, lookahead=True)
+            diag = _summarise(rule, terms)
+        _warn_truncation(dist, diag)
     if diagnostics is not None:
         diagnostics.update(diag)
     return est
 
 
-@register("gsb-closed")
+@register("gsb-closed", array_api=True)
 def gsb_closed(dist, f, n_samples, rng, diagnostics: dict | None = None) -> dict[str, np.ndarray]:
     """Corollary 3.1 in closed form: the whole theorem-1 series summed per sample.
 
