@@ -113,9 +113,10 @@ def _terms_float(bundle, row):
     return {k: C._floats(v) for k, v in T.items() if not bundle["terms_exact"][via][k]}
 
 
-#: backends a run accepts: NumPy, and ``array_api_strict`` for the rows whose estimator runs on any
-#: array namespace (the others run on NumPy and say so); CuPy is not wired in yet
-RUN_BACKENDS = ("numpy", "array_api_strict")
+#: backends a run accepts: the rows whose estimator runs on any array namespace (every built-in one)
+#: draw there, a plugin estimator without that support runs on NumPy and the row says so; the
+#: statistics always run on NumPy copies of the samples
+RUN_BACKENDS = ("numpy", "array_api_strict", "cupy")
 
 
 def _row_backend(row: Row, backend: str, extra_estimators: dict | None) -> str | None:
@@ -368,7 +369,12 @@ def run(rows: Iterable[Row] | None = None, *, mode: str = "quick", seed: int = D
     if not (0 < alpha < 1):
         raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
     if backend not in RUN_BACKENDS:
-        raise ValueError(f"backend {backend!r} is not available: one of {RUN_BACKENDS} (CuPy support is not built yet)")
+        raise ValueError(f"backend {backend!r} is not available: one of {RUN_BACKENDS}")
+    if backend == "cupy":
+        try:
+            import cupy  # noqa: F401
+        except ImportError:
+            raise ValueError("backend 'cupy' needs CuPy and an NVIDIA GPU: pip install 'gsbref[gpu]'") from None
     C.seed_sequence(seed, "", "")  # validates the seed
     table = list(select_rows(mode, pattern) if rows is None else rows)
     extra = dict(extra_estimators or {})
