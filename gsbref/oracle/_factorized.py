@@ -29,7 +29,7 @@ from .._math import MP
 from ..distributions._base import Factorized
 from ._quad import Piece, vquad
 
-__all__ = ["coordinate_pieces", "factorized_moments", "MAX_NESTED", "mp_num"]
+__all__ = ["coordinate_pieces", "peak_points", "factorized_moments", "MAX_NESTED", "mp_num"]
 
 MAX_NESTED = 3
 
@@ -41,15 +41,63 @@ def mp_num(v: Any):
     return mpmath.mpmathify(v)
 
 
-def coordinate_pieces(dist: Factorized, theta: dict, kinks: Callable | None = None) -> list[Piece]:
+def peak_points(dist: Factorized, theta: dict, g: Callable) -> list:
+    """Split points around the maximum of ``|g(z)| p(z)`` when it lies outside the distribution's
+    bulk (the span of the family's quadrature points): for exponential-type g the integrand's mass
+    can sit many standard deviations out (Gaussian(9, 9.9) with exp(2z) peaks at 9 + 2 * 9.9^2,
+    20 sd away), where pieces laid out around the bulk are too wide for the quadrature to resolve it.
+
+    A coarse scan (15 digits) over points spreading geometrically from the bulk, and towards finite
+    ends of the support, locates the peak; the peak and its two scan neighbours are returned.  Empty
+    when the peak lies inside the bulk (the common case: the pieces are then unchanged)."""
+    cls = type(dist)
+    lo, hi = (mpmath.mpmathify(v) for v in cls.support)
+    with mpmath.workdps(15):
+        th = {k: mpmath.mpmathify(v) for k, v in theta.items()}
+        pts = [mpmath.mpmathify(p) for p in cls._quad_points(MP, **th)]
+        pts = [p for p in pts if lo < p < hi]
+        if not pts:
+            return []
+        a, b = min(pts), max(pts)
+        w = (b - a) if b > a else max(abs(a), mp.one)
+        cands = {a, b, (a + b) / 2}
+        for m in (2.0 ** j for j in range(-2, 11)):
+            cands.update((a - m * w, b + m * w))
+        for j in range(1, 60):
+            if mpmath.isfinite(lo):
+                cands.add(lo + (a - lo) * mpmath.ldexp(1, -j))
+            if mpmath.isfinite(hi):
+                cands.add(hi - (hi - b) * mpmath.ldexp(1, -j))
+        scan = []
+        for z in sorted(c for c in cands if lo < c < hi):
+            try:
+                v = abs(g(z))
+                h = mpmath.log(v) + cls._logpdf(MP, z, **th) if v > 0 else -mp.inf
+            except (ValueError, ZeroDivisionError, OverflowError):
+                h = -mp.inf
+            scan.append((z, h if mpmath.isfinite(h) else -mp.inf))
+        if not scan:
+            return []
+        i = max(range(len(scan)), key=lambda j: scan[j][1])
+        if scan[i][1] == -mp.inf or a <= scan[i][0] <= b:
+            return []
+        if (i == 0 and mpmath.isfinite(lo)) or (i == len(scan) - 1 and mpmath.isfinite(hi)):
+            return []  # the mass piles up against a finite end: the end piece (and its transform) owns it
+        return [scan[j][0] for j in (i - 1, i, i + 1) if 0 <= j < len(scan)]
+
+
+def coordinate_pieces(dist: Factorized, theta: dict, kinks: Callable | None = None,
+                      extra: list | None = None) -> list[Piece]:
     """Split one coordinate's support into quadrature pieces: at the family's points (mode, mean,
-    tails), at the kinks of the integrand (``kinks(lo, hi)`` returns points in ``(lo, hi)``), with
-    endpoint transforms where the density is singular at a finite end of the support."""
+    tails), at the kinks of the integrand (``kinks(lo, hi)`` returns points in ``(lo, hi)``), at
+    ``extra`` points (e.g. :func:`peak_points`), with endpoint transforms where the density is
+    singular at a finite end of the support."""
     cls = type(dist)
     lo, hi = (mpmath.mpmathify(v) for v in cls.support)
     th = {k: mpmath.mpmathify(v) for k, v in theta.items()}
     pts = [mpmath.mpmathify(p) for p in cls._quad_points(MP, **th)]
     pts = [p for p in pts if lo < p < hi]
+    pts += [mpmath.mpmathify(p) for p in (extra or ()) if lo < p < hi]
     if kinks is not None and pts:
         span = max(pts) - min(pts)
         span = span if span > 0 else mp.one
@@ -157,7 +205,8 @@ class _Coordinate:
             gz = g(z)
             return [gz * x for x in fac]
 
-        return vquad(integrand, coordinate_pieces(self.dist, self.theta, self.kinks), tol=tol)
+        extra = peak_points(self.dist, self.theta, g)
+        return vquad(integrand, coordinate_pieces(self.dist, self.theta, self.kinks, extra), tol=tol)
 
     def expectation(self):
         vals, errs = self._integrate("E")

@@ -22,11 +22,11 @@ _EPSREL = 1e-13
 
 
 def _float_pieces(dist, theta, g):
-    from ._factorized import coordinate_pieces
+    from ._factorized import coordinate_pieces, peak_points
 
     with mpmath.workdps(20):
         kinks = getattr(g, "kinks", None) if getattr(g, "has_kinks", True) else None
-        pieces = coordinate_pieces(dist, theta, kinks)
+        pieces = coordinate_pieces(dist, theta, kinks, peak_points(dist, theta, g.mp))
         return [(float(p.a), float(p.b), None if p.left_power is None else float(p.left_power),
                  None if p.right_power is None else float(p.right_power)) for p in pieces]
 
@@ -43,10 +43,7 @@ def _coordinate(dist, theta, g):
         s = cls._score(NP, z, **theta)
         return np.array([w, *(w * float(s[k]) for k in names)])
 
-    pieces = _float_pieces(dist, theta, g)
-    if any(lp is not None or rp is not None for _, _, lp, rp in pieces):
-        # an endpoint singularity (shape < 1): the score's log term makes Gauss-Kronrod converge
-        # slowly in float64; tanh-sinh at 17 digits handles it (and is still fast)
+    def mp17():
         from ._factorized import _Coordinate
 
         with mpmath.workdps(17):
@@ -54,7 +51,26 @@ def _coordinate(dist, theta, g):
             e, ee, gr, ge = _Coordinate(dist, theta, g.mp, kinks).quad()
             return (np.array([float(e), *(float(gr[k]) for k in names)]),
                     float(max([ee, *ge.values()])))
-    total = np.zeros(1 + len(names))
+
+    pieces = _float_pieces(dist, theta, g)
+    if any(lp is not None or rp is not None for _, _, lp, rp in pieces):
+        # an endpoint singularity (shape < 1): the score's log term makes Gauss-Kronrod converge
+        # slowly in float64; tanh-sinh at 17 digits handles it (and is still fast)
+        return mp17()
+    # f itself may overflow float64 where f p does not (exp(2z) under Gaussian(9, 9.9): the value
+    # is 1.8e93 but the integrand needs exp(2z) beyond z = 355): then the mpmath path at 17 digits
+    try:
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            total, err = _float_integral(pieces, base, len(names))
+    except FloatingPointError:
+        return mp17()
+    if not np.all(np.isfinite(total)):
+        return mp17()
+    return total, err
+
+
+def _float_integral(pieces, base, n_params):
+    total = np.zeros(1 + n_params)
     err = 0.0
     for a, b, lp, rp in pieces:
         if lp is not None or rp is not None:
@@ -63,7 +79,7 @@ def _coordinate(dist, theta, g):
 
             def fun(u, a=a, b=b, inv=inv, left=lp is not None):
                 if u <= 0:
-                    return np.zeros(1 + len(names))
+                    return np.zeros(1 + n_params)
                 z = a + u**inv if left else b - u**inv
                 return base(z) * (u ** (inv - 1) * inv)
 
