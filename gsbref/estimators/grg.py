@@ -81,9 +81,8 @@ True
 from __future__ import annotations
 
 import numpy as np
-from scipy import special as _sp
 
-from .._backend import asarray, generator, is_numpy, namespace, special
+from .._backend import asarray, generator, namespace, special
 from ..distributions import Beta, ChiSquared, Dirichlet, Exponential, Gamma
 from ..functions import as_function
 from ._base import register
@@ -98,20 +97,13 @@ def log_standard_gamma(rng, k) -> np.ndarray:
     """``log zeta`` for ``zeta ~ Gamma(k, 1)`` (shape of ``k``), accurate for small ``k``: for
     ``k < 1`` through ``zeta = G u^(1/k)`` in law (``G ~ Gamma(k + 1)``, ``u ~ U(0, 1]``), whose
     logarithm never underflows; for ``k >= 1`` ``log`` of a NumPy draw."""
-    xp = _xp(k)
-    if xp is not None:
-        small = k < 1.0
-        lz = xp.log(rng.standard_gamma(xp.where(small, k + 1.0, k)))
-        if bool(xp.any(small)):
-            u = 1.0 - rng.random(tuple(k.shape))
-            lz = xp.where(small, lz + xp.log(u) / xp.where(small, k, xp.ones_like(k)), lz)
-        return lz
-    k = np.asarray(k, dtype=float)
+    xp = namespace(k)
+    k = asarray(k, xp, xp.float64)
     small = k < 1.0
-    lz = np.log(rng.standard_gamma(np.where(small, k + 1.0, k)))
-    if small.any():
-        u = 1.0 - rng.random(k.shape)
-        lz = np.where(small, lz + np.log(u) / np.where(small, k, 1.0), lz)
+    lz = xp.log(rng.standard_gamma(xp.where(small, k + 1.0, k)))
+    if bool(xp.any(small)):
+        u = 1.0 - rng.random(tuple(k.shape))
+        lz = xp.where(small, lz + xp.log(u) / xp.where(small, k, xp.ones_like(k)), lz)
     return lz
 
 
@@ -125,30 +117,15 @@ def gamma_standardisation(log_zeta, k):
     >>> bool(abs(l - (np.log(2.0) - 0.9227843350984671)) < 1e-15)
     True
     """
-    xp = _xp(log_zeta, k)
-    if xp is not None:
-        sp = special(xp)
-        lz, k = asarray(log_zeta, xp, xp.float64), asarray(k, xp, xp.float64)
-        p1 = sp.polygamma(1, k)
-        r = sp.polygamma(2, k) / (2.0 * p1)
-        l = lz - sp.digamma(k)
-        dlz = l * r + p1
-        corr = (k - xp.exp(lz)) * dlz + l + r
-        return l, dlz, corr
-    lz = np.asarray(log_zeta, dtype=float)
-    k = np.asarray(k, dtype=float)
-    p1 = _sp.polygamma(1, k)
-    r = _sp.polygamma(2, k) / (2.0 * p1)
-    l = lz - _sp.digamma(k)
+    xp = namespace(log_zeta, k)
+    sp = special(xp)
+    lz, k = asarray(log_zeta, xp, xp.float64), asarray(k, xp, xp.float64)
+    p1 = sp.polygamma(1, k)
+    r = sp.polygamma(2, k) / (2.0 * p1)
+    l = lz - sp.digamma(k)
     dlz = l * r + p1
-    corr = (k - np.exp(lz)) * dlz + l + r
+    corr = (k - xp.exp(lz)) * dlz + l + r
     return l, dlz, corr
-
-
-def _xp(*arrays):
-    """``None`` for NumPy (and host data), else the namespace of ``arrays``."""
-    xp = namespace(*arrays)
-    return None if is_numpy(xp) else xp
 
 
 def _reduce(dist, out, S):
@@ -157,20 +134,6 @@ def _reduce(dist, out, S):
         xp = namespace(*out.values())
         return {k: dist._reduce_to_param(k, xp.reshape(v, lead), 1) for k, v in out.items()}
     return {k: np.ascontiguousarray(dist._reduce_to_param(k, v.reshape(lead), 1)) for k, v in out.items()}
-
-
-def _gamma_params(dist):
-    """``(shape k, scale mu, {param: (which, factor)})`` per flat coordinate."""
-    ev = dist.event_shape
-
-    def flat(x):
-        return np.asarray(np.broadcast_to(x, ev), float).reshape(-1)
-
-    if isinstance(dist, Gamma):
-        return flat(dist.shape), flat(dist.scale)
-    if isinstance(dist, Exponential):
-        return np.ones(dist.event_size), flat(dist.scale)
-    return flat(dist.df) / 2.0, np.full(dist.event_size, 2.0)
 
 
 def grg_at(dist, f, points, *, diagnostics: dict | None = None) -> dict[str, np.ndarray]:
@@ -182,77 +145,22 @@ def grg_at(dist, f, points, *, diagnostics: dict | None = None) -> dict[str, np.
     (``z = zeta / sum zeta`` along the last axis).  ``diagnostics`` as in :func:`grg`.
     """
     f = as_function(f)
-    if points is not None:
-        xp = _xp(*(points if isinstance(points, tuple) else (points,)), *dist.params.values())
-        if xp is not None:
-            return _grg_at_xp(dist, f, points, diagnostics, xp)
-    if isinstance(dist, (Gamma, Exponential, ChiSquared)):
-        lz = np.asarray(points, float)
-        S = lz.shape[0]
-        d = dist.event_size
-        lz = lz.reshape(S, d)
-        k, mu = _gamma_params(dist)
-        z = mu * np.exp(lz)
-        g = f.gradient(z)
-        rep, corr = {}, {}
-        if isinstance(dist, Exponential):
-            rep["scale"] = g * (z / mu)
-            corr["scale"] = np.zeros_like(z)
-        else:
-            fz = np.asarray(f(z), float).reshape(S, 1)
-            _, dlz, c = gamma_standardisation(lz, k)
-            rk, ck = g * z * dlz, fz * c
-            if isinstance(dist, Gamma):
-                rep["shape"], corr["shape"] = rk, ck
-                rep["scale"], corr["scale"] = g * (z / mu), np.zeros_like(z)
-            else:  # ChiSquared: k = df / 2
-                rep["df"], corr["df"] = 0.5 * rk, 0.5 * ck
-    elif isinstance(dist, Beta):
-        l1, l2 = (np.asarray(p, float) for p in points)
-        S = l1.shape[0]
-        d = dist.event_size
-        l1, l2 = l1.reshape(S, d), l2.reshape(S, d)
-        bp = {k: np.asarray(v, float).reshape(-1) for k, v in dist.broadcast_params().items()}
-        z = _sp.expit(l1 - l2)
-        g = f.gradient(z)
-        fz = np.asarray(f(z), float).reshape(S, 1)
-        gz = g * z * (1.0 - z)  # zeta_1 dF/dzeta_1 = -zeta_2 dF/dzeta_2
-        _, d1, c1 = gamma_standardisation(l1, bp["alpha"])
-        _, d2, c2 = gamma_standardisation(l2, bp["beta"])
-        rep = {"alpha": gz * d1, "beta": -gz * d2}
-        corr = {"alpha": fz * c1, "beta": fz * c2}
-    elif isinstance(dist, Dirichlet):
-        lz = np.asarray(points, float)
-        S = lz.shape[0]
-        alpha = np.asarray(dist.concentration, float)
-        lz = lz.reshape((S, *alpha.shape))
-        e = np.exp(lz - lz.max(axis=-1, keepdims=True))
-        z = e / e.sum(axis=-1, keepdims=True)
-        zf = z.reshape(S, -1)
-        g = f.gradient(zf).reshape(z.shape)
-        fz = np.asarray(f(zf), float).reshape((S,) + (1,) * alpha.ndim)
-        zdF = z * (g - (z * g).sum(axis=-1, keepdims=True))
-        _, dl, c = gamma_standardisation(lz, alpha)
-        rep = {"concentration": zdF * dl}
-        corr = {"concentration": fz * c}
-        est = {"concentration": rep["concentration"] + corr["concentration"]}
-        if diagnostics is not None:
-            diagnostics.update({"rep": rep, "corr": corr})
-        return est
-    else:
-        raise ValueError(
-            f"grg: no generalised reparameterisation for {type(dist).__name__}; it applies to "
-            f"{', '.join(SUPPORTED)} (Gaussian, Laplace, MultivariateGaussian and Dirac have exact "
-            "reparameterisations: method='pathwise'; discrete families: 'gsb-discrete' or 'score')"
-        )
-    est = _reduce(dist, {k: rep[k] + corr[k] for k in rep}, S)
-    if diagnostics is not None:
-        diagnostics.update({"rep": _reduce(dist, rep, S), "corr": _reduce(dist, corr, S)})
-    return est
+    if points is None:
+        return _unsupported(dist)
+    xp = namespace(*(points if isinstance(points, tuple) else (points,)), *dist.params.values())
+    return _grg_at(dist, f, points, diagnostics, xp)
 
 
-def _grg_at_xp(dist, f, points, diagnostics, xp):
-    """:func:`grg_at` for arrays of namespace ``xp`` (the same formulas)."""
+def _unsupported(dist):
+    raise ValueError(
+        f"grg: no generalised reparameterisation for {type(dist).__name__}; it applies to "
+        f"{', '.join(SUPPORTED)} (Gaussian, Laplace, MultivariateGaussian and Dirac have exact "
+        "reparameterisations: method='pathwise'; discrete families: 'gsb-discrete' or 'score')"
+    )
+
+
+def _grg_at(dist, f, points, diagnostics, xp):
+    """:func:`grg_at` on arrays of namespace ``xp`` (NumPy included)."""
     def flat(x):
         return xp.reshape(xp.broadcast_to(asarray(x, xp, xp.float64), dist.event_shape), (-1,))
 
@@ -314,7 +222,7 @@ def _grg_at_xp(dist, f, points, diagnostics, xp):
             diagnostics.update({"rep": rep, "corr": corr})
         return {"concentration": rep["concentration"] + corr["concentration"]}
     else:
-        return grg_at(dist, f, None)  # raises the explanation
+        return _unsupported(dist)
     est = _reduce(dist, {k: rep[k] + corr[k] for k in rep}, S)
     if diagnostics is not None:
         diagnostics.update({"rep": _reduce(dist, rep, S), "corr": _reduce(dist, corr, S)})
@@ -334,21 +242,17 @@ def grg(dist, f, n_samples, rng, *, diagnostics: dict | None = None):
     ``diagnostics`` (a dict) receives the per-sample parts ``{"rep": ..., "corr": ...}``.
     Returns ``{name: (n_samples, *param_shape)}``.
     """
-    xp = _xp(*dist.params.values()) if hasattr(dist, "params") else None
-    if xp is not None:
-        rng = generator(xp, rng)
-    bc = np.broadcast_to if xp is None else xp.broadcast_to
+    xp = namespace(*dist.params.values()) if hasattr(dist, "params") else namespace()
+    rng = generator(xp, rng)
+    bc = xp.broadcast_to
     if isinstance(dist, (Gamma, Exponential, ChiSquared)):
-        if xp is None:
-            k, _ = _gamma_params(dist)
-        else:  # the flat shapes of _gamma_params, in xp
-            if isinstance(dist, Gamma):
-                k = dist.shape
-            elif isinstance(dist, Exponential):
-                k = xp.ones((), dtype=xp.float64)
-            else:
-                k = dist.df / 2.0
-            k = xp.reshape(xp.broadcast_to(k, dist.event_shape), (-1,))
+        if isinstance(dist, Gamma):
+            k = dist.shape
+        elif isinstance(dist, Exponential):
+            k = xp.ones((), dtype=xp.float64)
+        else:
+            k = dist.df / 2.0
+        k = xp.reshape(xp.broadcast_to(k, dist.event_shape), (-1,))
         pts = log_standard_gamma(rng, bc(k, (n_samples, dist.event_size)))
     elif isinstance(dist, Beta):
         bp = dist.broadcast_params()
@@ -358,5 +262,5 @@ def grg(dist, f, n_samples, rng, *, diagnostics: dict | None = None):
     elif isinstance(dist, Dirichlet):
         pts = log_standard_gamma(rng, bc(dist.concentration, (n_samples, *dist.event_shape)))
     else:
-        return grg_at(dist, f, None)  # raises the explanation
+        return _unsupported(dist)
     return grg_at(dist, f, pts, diagnostics=diagnostics)
