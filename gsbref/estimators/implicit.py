@@ -63,9 +63,8 @@ True
 from __future__ import annotations
 
 import numpy as np
-from scipy import special as _sp
 
-from .._backend import asarray, call_host, generator, is_numpy, namespace, special
+from .._backend import asarray, call_host, generator, namespace, special
 from ..distributions import Beta, ChiSquared, Dirichlet, Exponential, Gamma
 from ..functions import as_function
 from ._base import register
@@ -87,22 +86,10 @@ def _special():
 def gamma_dz_dshape_scaled(z, k, mu):
     """``dz/dk`` for ``z ~ Gamma(k, mu)`` at ``z``: ``mu D(z / mu, k)`` (elementwise; arrays of
     another namespace go to :mod:`gsbref.special` on the host and come back)."""
-    xp = _xp(z, k, mu)
-    if xp is not None:
-        x = z / mu
-        return mu * call_host(_special().gamma_dz_dshape, x, xp.broadcast_to(k, tuple(x.shape)), xp=xp, dtype=xp.float64)
-    z = np.asarray(z, float)
-    return mu * np.asarray(_special().gamma_dz_dshape(z / mu, np.broadcast_to(k, z.shape)), float)
-
-
-def _xp(*arrays):
-    """``None`` for NumPy (and host data), else the namespace of ``arrays``."""
-    xp = namespace(*arrays)
-    return None if is_numpy(xp) else xp
-
-
-def _flat(dist, x):
-    return np.asarray(np.broadcast_to(x, dist.event_shape), float).reshape(-1)
+    xp = namespace(z, k, mu)
+    x = asarray(z, xp, xp.float64) / mu
+    return mu * call_host(_special().gamma_dz_dshape, x, xp.broadcast_to(asarray(k, xp, xp.float64), tuple(x.shape)),
+                          xp=xp, dtype=xp.float64)
 
 
 def _reduce(dist, out, S):
@@ -122,52 +109,13 @@ def implicit_at(dist, f, points, *, form="cdf") -> dict[str, np.ndarray]:
     """
     f = as_function(f)
     _check_form(dist, form)
-    xp = _xp(*(points if isinstance(points, tuple) else (points,)), *dist.params.values())
-    if xp is not None:
-        return _implicit_at_xp(dist, f, points, form, xp)
-    if isinstance(dist, (Gamma, Exponential, ChiSquared)):
-        z = np.asarray(points, float)
-        S = z.shape[0]
-        z = z.reshape(S, dist.event_size)
-        g = f.gradient(z)
-        if isinstance(dist, Gamma):
-            k, mu = _flat(dist, dist.shape), _flat(dist, dist.scale)
-            out = {"shape": g * gamma_dz_dshape_scaled(z, k, mu), "scale": g * (z / mu)}
-        elif isinstance(dist, Exponential):
-            out = {"scale": g * (z / _flat(dist, dist.scale))}
-        else:
-            out = {"df": g * gamma_dz_dshape_scaled(z, _flat(dist, dist.df) / 2.0, 2.0) / 2.0}
-        return _reduce(dist, out, S)
-    if isinstance(dist, Beta):
-        bp = {k: np.asarray(v, float).reshape(-1) for k, v in dist.broadcast_params().items()}
-        if form == "cdf":
-            z = np.asarray(points, float)
-            S = z.shape[0]
-            z = z.reshape(S, dist.event_size)
-            da, db = _special().beta_dz_dparams(z, np.broadcast_to(bp["alpha"], z.shape),
-                                                np.broadcast_to(bp["beta"], z.shape))
-        else:
-            l1, l2 = (np.asarray(p, float) for p in points)
-            S = l1.shape[0]
-            l1, l2 = l1.reshape(S, -1), l2.reshape(S, -1)
-            z = _sp.expit(l1 - l2)
-            inv_s = np.exp(-np.logaddexp(l1, l2))
-            D = _special().gamma_dz_dshape
-            da = (1.0 - z) * inv_s * np.asarray(D(np.exp(l1), np.broadcast_to(bp["alpha"], z.shape)), float)
-            db = -z * inv_s * np.asarray(D(np.exp(l2), np.broadcast_to(bp["beta"], z.shape)), float)
-        g = f.gradient(z)
-        return _reduce(dist, {"alpha": g * np.asarray(da, float), "beta": g * np.asarray(db, float)}, S)
-    if isinstance(dist, Dirichlet):
-        lz = np.asarray(points, float)
-        S = lz.shape[0]
-        alpha = np.asarray(dist.concentration, float)
-        lz = lz.reshape((S, *alpha.shape))
-        e = np.exp(lz - lz.max(axis=-1, keepdims=True))
-        z = e / e.sum(axis=-1, keepdims=True)
-        J = np.asarray(_special().dirichlet_dz_dconcentration(np.exp(lz), np.broadcast_to(alpha, lz.shape)), float)
-        # J[..., i, k] = dz_i / dalpha_k
-        g = f.gradient(z.reshape(S, -1)).reshape(z.shape)
-        return {"concentration": np.einsum("...i,...ik->...k", g, J)}
+    if points is None:
+        return _unsupported(dist)
+    xp = namespace(*(points if isinstance(points, tuple) else (points,)), *dist.params.values())
+    return _implicit_at(dist, f, points, form, xp)
+
+
+def _unsupported(dist):
     raise ValueError(
         f"implicit: no implicit reparameterisation for {type(dist).__name__}; it applies to "
         f"{', '.join(SUPPORTED)} (Gaussian, MultivariateGaussian, Laplace and Dirac have explicit "
@@ -175,9 +123,9 @@ def implicit_at(dist, f, points, *, form="cdf") -> dict[str, np.ndarray]:
     )
 
 
-def _implicit_at_xp(dist, f, points, form, xp):
-    """:func:`implicit_at` for arrays of namespace ``xp``: the same formulas; the CDF derivatives
-    of :mod:`gsbref.special` (float64 NumPy code) run on the host through
+def _implicit_at(dist, f, points, form, xp):
+    """:func:`implicit_at` on arrays of namespace ``xp`` (NumPy included); the CDF derivatives of
+    :mod:`gsbref.special` (float64 NumPy code) run on the host through
     :func:`gsbref._backend.call_host`."""
     sp = _special()
 
@@ -230,11 +178,7 @@ def _implicit_at_xp(dist, f, points, form, xp):
         g = xp.reshape(f.gradient(xp.reshape(z, (S, -1))), tuple(z.shape))
         # sum_i g_i dz_i/dalpha_k, summed in the order of NumPy's einsum
         return {"concentration": xp.sum(g[..., :, None] * J, axis=-2)}
-    raise ValueError(
-        f"implicit: no implicit reparameterisation for {type(dist).__name__}; it applies to "
-        f"{', '.join(SUPPORTED)} (Gaussian, MultivariateGaussian, Laplace and Dirac have explicit "
-        "ones: method='pathwise'; discrete families: 'gsb-discrete' or 'score')"
-    )
+    return _unsupported(dist)
 
 
 def _check_form(dist, form):
@@ -258,14 +202,12 @@ def implicit(dist, f, n_samples, rng, *, form="cdf"):
     """
     _check_form(dist, form)
     n = n_samples
-    xp = _xp(*dist.params.values())
-    if xp is not None:
-        rng = generator(xp, rng)
+    xp = namespace(*dist.params.values())
+    rng = generator(xp, rng)
     if isinstance(dist, (Gamma, Exponential, ChiSquared)):
         from .resummed import _sample_fast
 
-        pts = _sample_fast(dist, rng, n)
-        pts = pts.reshape((n, *dist.event_shape)) if xp is None else xp.reshape(pts, (n, *dist.event_shape))
+        pts = xp.reshape(_sample_fast(dist, rng, n), (n, *dist.event_shape))
     elif isinstance(dist, Beta):
         if form == "cdf":
             pts = dist.sample(rng, n)
@@ -274,14 +216,12 @@ def implicit(dist, f, n_samples, rng, *, form="cdf"):
 
             bp = dist.broadcast_params()
             shp = (n, *dist.event_shape)
-            bc = np.broadcast_to if xp is None else xp.broadcast_to
-            pts = (log_standard_gamma(rng, bc(bp["alpha"], shp)),
-                   log_standard_gamma(rng, bc(bp["beta"], shp)))
+            pts = (log_standard_gamma(rng, xp.broadcast_to(bp["alpha"], shp)),
+                   log_standard_gamma(rng, xp.broadcast_to(bp["beta"], shp)))
     elif isinstance(dist, Dirichlet):
         from .grg import log_standard_gamma
 
-        bc = np.broadcast_to if xp is None else xp.broadcast_to
-        pts = log_standard_gamma(rng, bc(dist.concentration, (n, *dist.event_shape)))
+        pts = log_standard_gamma(rng, xp.broadcast_to(dist.concentration, (n, *dist.event_shape)))
     else:
-        return implicit_at(dist, f, None)  # raises the explanation
+        return _unsupported(dist)
     return implicit_at(dist, f, pts, form=form)
