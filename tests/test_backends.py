@@ -694,3 +694,12 @@ def test_verification_rows_on_strict():
     if importlib.util.find_spec("cupy") is None:
         with pytest.raises(ValueError, match="needs CuPy"):
             verification.run(rows[:1], backend="cupy")
+
+
+def test_pathwise_gamma_shape_refused_on_strict_too():
+    # one code path for every namespace: the Gamma shape needs shape="implicit" on strict as on NumPy
+    from gsbref.estimators.pathwise import pathwise_at
+
+    d = gsbref.Gamma(xps.asarray([2.0, 3.0]), xps.asarray(0.5))
+    with pytest.raises(ValueError, match="no explicit reparameterisation"):
+        pathwise_at(d, "sum(z)", xps.asarray([[1.0, 2.0]]))

@@ -100,10 +100,6 @@ def _array_ns(dist, z=None):
     return None if is_numpy(xp) else xp
 
 
-def _flat(dist, name):
-    return np.asarray(np.broadcast_to(dist.params[name], dist.event_shape), float).reshape(-1)
-
-
 def _refuse(dist):
     name = type(dist).__name__
     if getattr(dist, "discrete", False):
@@ -158,52 +154,12 @@ def pathwise_at(dist, f, z, *, shape=None) -> dict[str, np.ndarray]:
     if shape is not None and not isinstance(dist, Gamma):
         raise ValueError(f"pathwise: shape= applies to Gamma only, not {type(dist).__name__}")
     xp = _array_ns(dist, z)
-    if xp is not None:
-        return _pathwise_at_xp(dist, f, asarray(z, xp, xp.float64), shape, xp)
-    z = np.asarray(z, dtype=float)
-    S = z.shape[0]
-    if isinstance(dist, MultivariateGaussian):
-        z = dist._check_z(z).reshape(S, dist.dim)
-        g = f.gradient(z)  # (S, d)
-        L = dist._chol
-        eps = _la.solve_triangular(L, (z - dist.loc).T, lower=True).T  # (S, d)
-        GL = g[:, :, None] * eps[:, None, :]
-        return {"loc": g, "cov": cholesky_backward(L, GL)}
-    if not isinstance(dist, (Gaussian, Dirac, Laplace, Gamma, Exponential)):
-        _refuse(dist)
-    if isinstance(dist, Gamma) and shape is None:
-        raise ValueError(
-            "pathwise: the Gamma shape has no explicit reparameterisation (z = scale * zeta, "
-            "zeta ~ Gamma(shape, 1), and the inverse CDF of zeta in the shape is not explicit); use "
-            "method='implicit' (implicit reparameterisation, Figurnov et al. 2018) or 'grg', or pass "
-            "shape='implicit' here to take the shape gradient from the implicit reparameterisation "
-            "and the scale gradient f'(z) z / scale from the explicit one"
-        )
-    d = dist.event_size
-    zf = z.reshape(S, d)
-    ev = dist.event_shape
-    lead = (S, *ev)
-    if isinstance(dist, Dirac):
-        if S > 1 and np.all(zf == zf[:1]):
-            g = np.broadcast_to(f.gradient(zf[:1]), (S, d))
-        else:
-            g = f.gradient(zf)
-        return {"loc": dist._reduce_to_param("loc", np.array(g).reshape(lead), 1)}
-    g = f.gradient(zf)  # (S, d)
-    out = {}
-    if isinstance(dist, (Gaussian, Laplace)):
-        m, s = _flat(dist, "loc"), _flat(dist, "scale")
-        out["loc"] = g
-        out["scale"] = g * ((zf - m) / s)
-    elif isinstance(dist, Exponential):
-        out["scale"] = g * (zf / _flat(dist, "scale"))
-    else:  # Gamma, shape="implicit"
-        from .implicit import gamma_dz_dshape_scaled
-
-        k, mu = _flat(dist, "shape"), _flat(dist, "scale")
-        out["shape"] = g * gamma_dz_dshape_scaled(zf, k, mu)
-        out["scale"] = g * (zf / mu)
-    return {k: np.ascontiguousarray(dist._reduce_to_param(k, v.reshape(lead), 1)) for k, v in out.items()}
+    if xp is None:
+        xp = namespace()  # NumPy
+    out = _pathwise_at(dist, f, asarray(z, xp, xp.float64), shape, xp)
+    if is_numpy(xp):
+        out = {k: np.ascontiguousarray(v) for k, v in out.items()}
+    return out
 
 
 def _cholesky_backward_xp(Linv, L, GL, xp):
@@ -217,12 +173,16 @@ def _cholesky_backward_xp(Linv, L, GL, xp):
     return xp.matmul(xp.matmul(Linv.T, P), Linv)
 
 
-def _pathwise_at_xp(dist, f, z, shape, xp):
-    """:func:`pathwise_at` for arrays of namespace ``xp`` (the same formulas)."""
+def _pathwise_at(dist, f, z, shape, xp):
+    """:func:`pathwise_at` on arrays of namespace ``xp`` (NumPy included)."""
     S = z.shape[0]
     if isinstance(dist, MultivariateGaussian):
         z = xp.reshape(dist._check_z(z), (S, dist.dim))
         g = f.gradient(z)
+        if is_numpy(xp):  # triangular solves; other namespaces have no such routine and use L^-1
+            L = dist._chol
+            eps = _la.solve_triangular(L, (z - dist.loc).T, lower=True).T  # (S, d)
+            return {"loc": g, "cov": cholesky_backward(L, g[:, :, None] * eps[:, None, :])}
         Linv, loc = dist._in(xp, "chol_inv"), dist._in(xp, "loc")
         L = asarray(dist._chol, xp)
         eps = (z - loc) @ Linv.T  # rows L^-1 (z - loc)
@@ -230,6 +190,14 @@ def _pathwise_at_xp(dist, f, z, shape, xp):
         return {"loc": g, "cov": _cholesky_backward_xp(Linv, L, GL, xp)}
     if not isinstance(dist, (Gaussian, Dirac, Laplace, Gamma, Exponential)):
         _refuse(dist)
+    if isinstance(dist, Gamma) and shape is None:
+        raise ValueError(
+            "pathwise: the Gamma shape has no explicit reparameterisation (z = scale * zeta, "
+            "zeta ~ Gamma(shape, 1), and the inverse CDF of zeta in the shape is not explicit); use "
+            "method='implicit' (implicit reparameterisation, Figurnov et al. 2018) or 'grg', or pass "
+            "shape='implicit' here to take the shape gradient from the implicit reparameterisation "
+            "and the scale gradient f'(z) z / scale from the explicit one"
+        )
     d = dist.event_size
     zf = xp.reshape(z, (S, d))
     lead = (S, *dist.event_shape)
