@@ -129,11 +129,32 @@ def gamma_standardisation(log_zeta, k):
 
 
 def _reduce(dist, out, S):
+    """Per-coordinate ``(S, d)`` estimates summed down to each parameter's shape."""
     lead = (S, *dist.event_shape)
     if not all(isinstance(v, np.ndarray) for v in out.values()):
         xp = namespace(*out.values())
         return {k: dist._reduce_to_param(k, xp.reshape(v, lead), 1) for k, v in out.items()}
     return {k: np.ascontiguousarray(dist._reduce_to_param(k, v.reshape(lead), 1)) for k, v in out.items()}
+
+
+def gamma_family_params(dist, xp):
+    """``(k, mu)`` per flat coordinate of a Gamma, Exponential (``k = 1``) or ChiSquared
+    (``k = df / 2``, ``mu = 2``), as float64 arrays of namespace ``xp``."""
+    def flat(x):
+        return xp.reshape(xp.broadcast_to(asarray(x, xp, xp.float64), dist.event_shape), (-1,))
+
+    d = dist.event_size
+    if isinstance(dist, Gamma):
+        return flat(dist.shape), flat(dist.scale)
+    if isinstance(dist, Exponential):
+        return xp.ones(d, dtype=xp.float64), flat(dist.scale)
+    return flat(dist.df) / 2.0, xp.full(d, 2.0, dtype=xp.float64)
+
+
+def simplex_from_log_gammas(lz, xp):
+    """``z = zeta / sum zeta`` along the last axis from ``log zeta`` (no overflow)."""
+    e = xp.exp(lz - xp.max(lz, axis=-1, keepdims=True))
+    return e / xp.sum(e, axis=-1, keepdims=True)
 
 
 def grg_at(dist, f, points, *, diagnostics: dict | None = None) -> dict[str, np.ndarray]:
@@ -161,20 +182,11 @@ def _unsupported(dist):
 
 def _grg_at(dist, f, points, diagnostics, xp):
     """:func:`grg_at` on arrays of namespace ``xp`` (NumPy included)."""
-    def flat(x):
-        return xp.reshape(xp.broadcast_to(asarray(x, xp, xp.float64), dist.event_shape), (-1,))
-
     if isinstance(dist, (Gamma, Exponential, ChiSquared)):
         lz = asarray(points, xp, xp.float64)
         S = lz.shape[0]
-        d = dist.event_size
-        lz = xp.reshape(lz, (S, d))
-        if isinstance(dist, Gamma):
-            k, mu = flat(dist.shape), flat(dist.scale)
-        elif isinstance(dist, Exponential):
-            k, mu = xp.ones(d, dtype=xp.float64), flat(dist.scale)
-        else:
-            k, mu = flat(dist.df) / 2.0, xp.full(d, 2.0, dtype=xp.float64)
+        lz = xp.reshape(lz, (S, dist.event_size))
+        k, mu = gamma_family_params(dist, xp)
         z = mu * xp.exp(lz)
         g = f.gradient(z)
         rep, corr = {}, {}
@@ -209,8 +221,7 @@ def _grg_at(dist, f, points, diagnostics, xp):
         S = lz.shape[0]
         alpha = dist.concentration
         lz = xp.reshape(lz, (S, *alpha.shape))
-        e = xp.exp(lz - xp.max(lz, axis=-1, keepdims=True))
-        z = e / xp.sum(e, axis=-1, keepdims=True)
+        z = simplex_from_log_gammas(lz, xp)
         zf = xp.reshape(z, (S, -1))
         g = xp.reshape(f.gradient(zf), tuple(z.shape))
         fz = xp.reshape(f(zf), (S,) + (1,) * alpha.ndim)
@@ -246,13 +257,7 @@ def grg(dist, f, n_samples, rng, *, diagnostics: dict | None = None):
     rng = generator(xp, rng)
     bc = xp.broadcast_to
     if isinstance(dist, (Gamma, Exponential, ChiSquared)):
-        if isinstance(dist, Gamma):
-            k = dist.shape
-        elif isinstance(dist, Exponential):
-            k = xp.ones((), dtype=xp.float64)
-        else:
-            k = dist.df / 2.0
-        k = xp.reshape(xp.broadcast_to(k, dist.event_shape), (-1,))
+        k, _ = gamma_family_params(dist, xp)
         pts = log_standard_gamma(rng, bc(k, (n_samples, dist.event_size)))
     elif isinstance(dist, Beta):
         bp = dist.broadcast_params()

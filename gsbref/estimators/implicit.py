@@ -92,14 +92,6 @@ def gamma_dz_dshape_scaled(z, k, mu):
                           xp=xp, dtype=xp.float64)
 
 
-def _reduce(dist, out, S):
-    lead = (S, *dist.event_shape)
-    if not all(isinstance(v, np.ndarray) for v in out.values()):
-        xp = namespace(*out.values())
-        return {k: dist._reduce_to_param(k, xp.reshape(v, lead), 1) for k, v in out.items()}
-    return {k: np.ascontiguousarray(dist._reduce_to_param(k, v.reshape(lead), 1)) for k, v in out.items()}
-
-
 def implicit_at(dist, f, points, *, form="cdf") -> dict[str, np.ndarray]:
     """Per-sample implicit reparameterisation estimates at given points, ``{name: (S, *param_shape)}``.
 
@@ -127,10 +119,9 @@ def _implicit_at(dist, f, points, form, xp):
     """:func:`implicit_at` on arrays of namespace ``xp`` (NumPy included); the CDF derivatives of
     :mod:`gsbref.special` (float64 NumPy code) run on the host through
     :func:`gsbref._backend.call_host`."""
-    sp = _special()
+    from .grg import _reduce, gamma_family_params, simplex_from_log_gammas
 
-    def flat(x):
-        return xp.reshape(xp.broadcast_to(asarray(x, xp), dist.event_shape), (-1,))
+    sp = _special()
 
     def host(fn, *args):
         return call_host(fn, *args, xp=xp, dtype=xp.float64)
@@ -140,13 +131,13 @@ def _implicit_at(dist, f, points, form, xp):
         S = z.shape[0]
         z = xp.reshape(z, (S, dist.event_size))
         g = f.gradient(z)
+        k, mu = gamma_family_params(dist, xp)
         if isinstance(dist, Gamma):
-            k, mu = flat(dist.shape), flat(dist.scale)
             out = {"shape": g * gamma_dz_dshape_scaled(z, k, mu), "scale": g * (z / mu)}
         elif isinstance(dist, Exponential):
-            out = {"scale": g * (z / flat(dist.scale))}
+            out = {"scale": g * (z / mu)}
         else:
-            out = {"df": g * gamma_dz_dshape_scaled(z, flat(dist.df) / 2.0, 2.0) / 2.0}
+            out = {"df": g * gamma_dz_dshape_scaled(z, k, mu) / 2.0}
         return _reduce(dist, out, S)
     if isinstance(dist, Beta):
         bp = {k: xp.reshape(v, (-1,)) for k, v in dist.broadcast_params().items()}
@@ -172,8 +163,7 @@ def _implicit_at(dist, f, points, form, xp):
         S = lz.shape[0]
         alpha = dist.concentration
         lz = xp.reshape(lz, (S, *alpha.shape))
-        e = xp.exp(lz - xp.max(lz, axis=-1, keepdims=True))
-        z = e / xp.sum(e, axis=-1, keepdims=True)
+        z = simplex_from_log_gammas(lz, xp)
         J = host(sp.dirichlet_dz_dconcentration, xp.exp(lz), xp.broadcast_to(alpha, tuple(lz.shape)))
         g = xp.reshape(f.gradient(xp.reshape(z, (S, -1))), tuple(z.shape))
         # sum_i g_i dz_i/dalpha_k, summed in the order of NumPy's einsum
