@@ -44,6 +44,7 @@ from gsbref.estimators import estimate
 from gsbref.estimators._warnings import GSBKinkWarning, GSBTruncationWarning
 from gsbref.estimators.gsb import build_rule
 from gsbref.oracle import truncation as tr
+from gsbref.testing import gauss_points, gauss_rule
 
 DPS = 30
 IDENTITY_RTOL = 1e-12
@@ -239,51 +240,8 @@ def test_singular_gamma_terms_refused():
 # ==============================================================================================
 # 2. identities of the implementation (float Gauss quadrature of the per-sample rule)
 # ==============================================================================================
-def _rule_1d(dist, j, n):
-    """Gauss nodes and weights (normalised to sum 1) for coordinate j's distribution, n nodes
-    (Laplace: n per half-line)."""
-    name = type(dist).__name__
-    th = dist.coordinate(j)
-    if name == "Gaussian":
-        x, w = np.polynomial.hermite.hermgauss(n)
-        return th["loc"] + th["scale"] * math.sqrt(2) * x, w / w.sum()
-    if name in ("Gamma", "Exponential", "ChiSquared"):
-        k, mu = {"Gamma": lambda: (th["shape"], th["scale"]), "Exponential": lambda: (1.0, th["scale"]),
-                 "ChiSquared": lambda: (th["df"] / 2, 2.0)}[name]()
-        x, w = sp.roots_genlaguerre(n, k - 1)
-        return mu * x, w / w.sum()
-    if name == "Laplace":
-        x, w = sp.roots_laguerre(n)
-        return (np.concatenate([th["loc"] - th["scale"] * x, th["loc"] + th["scale"] * x]),
-                np.concatenate([w, w]) / (2 * w.sum()))
-    if name == "Beta":
-        x, w = _mp_jacobi(n, th["beta"] - 1, th["alpha"] - 1)
-        return (1 + x) / 2, w / w.sum()
-    raise NotImplementedError(name)
-
-
-@lru_cache(maxsize=None)
-def _mp_jacobi(n, a, b):
-    """Gauss-Jacobi rule (weight (1-x)^a (1+x)^b) computed in mpmath at 25 digits: SciPy's
-    ``roots_jacobi`` loses ~1e-13 for b = -0.5 (measured: E[exp(2z)] under Beta(0.5, 2) off by
-    8e-14 already at 30 nodes)."""
-    with mpmath.workdps(25):
-        X, W = mpmath.gauss_quadrature(n, "jacobi", mpmath.mpf(a), mpmath.mpf(b))
-        return np.array([float(x) for x in X]), np.array([float(w) for w in W])
-
-
-def _tensor(dist, n):
-    d = dist.event_size
-    rules = [_rule_1d(dist, j, n) for j in range(d)]
-    grids = np.meshgrid(*[r[0] for r in rules], indexing="ij")
-    wgrids = np.meshgrid(*[r[1] for r in rules], indexing="ij")
-    z = np.stack([g.reshape(-1) for g in grids], axis=-1)
-    w = np.prod(np.stack([g.reshape(-1) for g in wgrids], axis=-1), axis=-1)
-    return z.reshape((-1,) + dist.event_shape), w
-
-
 def _quad_rule_mean(dist, rule, n):
-    z, w = _tensor(dist, n)
+    z, w = gauss_points(dist, n)
     est, _ = rule.evaluate(z)
     out = {}
     for k, v in est.items():
@@ -359,7 +317,7 @@ def test_beta_gamma_construction_implementation(order):
     rule = build_rule(dist, f, order=order, warn=False)
     T, _ = tr.term_expectations(dist, f, order, dps=20)
     A = 5.0
-    zx, zw = _rule_1d(dist, 0, 12)
+    zx, zw = gauss_rule(dist, 0, 12)
     for n in range(1, order + 1):
         # weights of s^(A-1-n) e^-s; term n carries s^-n explicitly, so term * s^n is what they
         # integrate (exactly: it does not depend on s); 1/Gamma(A) normalises the Gamma(A) density

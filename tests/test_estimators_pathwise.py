@@ -26,7 +26,6 @@ Cases whose oracle takes > 5 s (two-dimensional non-separable quadrature) are ``
 
 from __future__ import annotations
 
-import math
 
 import mpmath
 import numpy as np
@@ -37,7 +36,7 @@ import gsbref
 from gsbref.catalog import case
 from gsbref.estimators import estimate
 from gsbref.estimators.pathwise import cholesky_backward, pathwise_at
-from gsbref.testing import assert_unbiased, exact_gradient
+from gsbref.testing import assert_unbiased, exact_gradient, gauss_points
 
 EPS = np.finfo(float).eps
 ALPHA_MODULE = 1e-3
@@ -53,41 +52,8 @@ def _est(method="pathwise", **options):
 # ==============================================================================================
 # 1. identity of the implementation: Gauss quadrature of the per-sample estimate
 # ==============================================================================================
-def _rule_1d(dist, j, n):
-    """Gauss nodes and weights (summing to 1) for coordinate ``j``'s law (Laplace: n per half)."""
-    name = type(dist).__name__
-    th = dist.coordinate(j)
-    if name == "Gaussian":
-        x, w = np.polynomial.hermite.hermgauss(n)
-        return th["loc"] + th["scale"] * math.sqrt(2) * x, w / w.sum()
-    if name == "Laplace":
-        x, w = sp.roots_laguerre(n)
-        return (np.concatenate([th["loc"] - th["scale"] * x, th["loc"] + th["scale"] * x]),
-                np.concatenate([w, w]) / (2 * w.sum()))
-    if name == "Exponential":
-        x, w = sp.roots_laguerre(n)
-        return th["scale"] * x, w / w.sum()
-    raise NotImplementedError(name)
-
-
-def _tensor(dist, n):
-    if isinstance(dist, gsbref.MultivariateGaussian):
-        x, w = np.polynomial.hermite.hermgauss(n)
-        grids = np.meshgrid(*([x] * dist.dim), indexing="ij")
-        wg = np.meshgrid(*([w] * dist.dim), indexing="ij")
-        e = math.sqrt(2) * np.stack([g.reshape(-1) for g in grids], -1)
-        W = np.prod(np.stack([g.reshape(-1) for g in wg], -1), -1)
-        return dist.loc + e @ dist._chol.T, W / W.sum()
-    rules = [_rule_1d(dist, j, n) for j in range(dist.event_size)]
-    grids = np.meshgrid(*[r[0] for r in rules], indexing="ij")
-    wg = np.meshgrid(*[r[1] for r in rules], indexing="ij")
-    z = np.stack([g.reshape(-1) for g in grids], axis=-1)
-    W = np.prod(np.stack([g.reshape(-1) for g in wg], axis=-1), axis=-1)
-    return z.reshape((-1,) + dist.event_shape), W
-
-
 def _quad_mean(dist, f, n):
-    z, W = _tensor(dist, n)
+    z, W = gauss_points(dist, n)
     est = pathwise_at(dist, f, z)
     out = {}
     for k, v in est.items():

@@ -22,14 +22,13 @@ import hashlib
 import math
 import time
 import warnings
-from functools import lru_cache
 
 import mpmath
 import numpy as np
-from scipy import special as sp
 
 from gsbref import oracle
 from gsbref.oracle import truncation as tr
+from gsbref.testing import gauss_points
 
 from .rows import Row, get_case
 
@@ -48,7 +47,6 @@ DPS_NESTED = 10
 #: truncation sweep: largest order per mode
 SWEEP = {"quick": 8, "full": 12}
 
-_GAMMA_LIKE = ("Gamma", "Exponential", "ChiSquared")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -151,57 +149,6 @@ def digits(a, b) -> float:
 # ----------------------------------------------------------------------------------------------
 # Gauss rules over the distribution (implementation identity, exact variance)
 # ----------------------------------------------------------------------------------------------
-@lru_cache(maxsize=None)
-def _jacobi(n: int, a: float, b: float):
-    """Gauss-Jacobi (weight (1-x)^a (1+x)^b) at 25 digits: SciPy's roots lose ~1e-13 for b = -0.5."""
-    with mpmath.workdps(25):
-        X, W = mpmath.gauss_quadrature(n, "jacobi", mpmath.mpf(a), mpmath.mpf(b))
-        return np.array([float(x) for x in X]), np.array([float(w) for w in W])
-
-
-def _rule_1d(dist, j: int, n: int):
-    """Nodes and normalised weights for coordinate ``j`` (Laplace: ``n`` per half-line)."""
-    name = type(dist).__name__
-    th = dist.coordinate(j)
-    if name == "Gaussian":
-        x, w = np.polynomial.hermite.hermgauss(n)
-        return th["loc"] + th["scale"] * math.sqrt(2) * x, w / w.sum()
-    if name in _GAMMA_LIKE:
-        k, mu = {"Gamma": lambda: (th["shape"], th["scale"]), "Exponential": lambda: (1.0, th["scale"]),
-                 "ChiSquared": lambda: (th["df"] / 2, 2.0)}[name]()
-        x, w = sp.roots_genlaguerre(n, k - 1)
-        return mu * x, w / w.sum()
-    if name == "Laplace":
-        x, w = sp.roots_laguerre(n)
-        return (np.concatenate([th["loc"] - th["scale"] * x, th["loc"] + th["scale"] * x]),
-                np.concatenate([w, w]) / (2 * w.sum()))
-    if name == "Beta":
-        x, w = _jacobi(n, float(th["beta"]) - 1, float(th["alpha"]) - 1)
-        return (1 + x) / 2, w / w.sum()
-    raise NotImplementedError(name)
-
-
-def _points(dist, n: int):
-    """Tensor-product Gauss points ``(z, w)`` over the distribution, or None where unsupported."""
-    name = type(dist).__name__
-    if name == "Dirac":
-        return np.asarray(dist.params["loc"], float)[None], np.ones(1)
-    if name == "MultivariateGaussian":
-        d = dist.dim
-        x, w = np.polynomial.hermite.hermgauss(n)
-        grids = np.meshgrid(*([x] * d), indexing="ij")
-        u = math.sqrt(2) * np.stack([g.reshape(-1) for g in grids], -1)
-        W = np.prod(np.stack(np.meshgrid(*([w] * d), indexing="ij"), -1).reshape(-1, d), -1) / math.pi ** (d / 2)
-        return dist.loc + u @ np.linalg.cholesky(dist.cov).T, W
-    d = dist.event_size
-    rules = [_rule_1d(dist, j, n) for j in range(d)]
-    grids = np.meshgrid(*[r[0] for r in rules], indexing="ij")
-    wgrids = np.meshgrid(*[r[1] for r in rules], indexing="ij")
-    z = np.stack([g.reshape(-1) for g in grids], axis=-1)
-    w = np.prod(np.stack([g.reshape(-1) for g in wgrids], axis=-1), axis=-1)
-    return z.reshape((-1,) + dist.event_shape), w
-
-
 def _point_count(dist, n: int) -> int:
     name = type(dist).__name__
     if name == "Dirac":
@@ -213,7 +160,7 @@ def _point_count(dist, n: int) -> int:
 
 def _gauss_moments(dist, evaluate, n: int):
     """``{name: (E[r], E[r^2], sum|w r|, sum w r^2)}`` by the Gauss rule with ``n`` nodes."""
-    z, w = _points(dist, n)
+    z, w = gauss_points(dist, n)
     est = evaluate(z)
     out = {}
     for k, v in est.items():
@@ -249,7 +196,7 @@ def implementation_identity(row: Row, dist, f, target: dict) -> dict:
             return rule.evaluate(z)[0]
 
     try:
-        _points(dist, 2)
+        gauss_points(dist, 2)
     except NotImplementedError:
         return {"status": "n/a", "detail": f"no Gauss rule for {name}", "variance": {}}
     n = QUAD_START if name != "Dirac" else 1
